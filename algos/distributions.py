@@ -1,0 +1,71 @@
+"""Action heads and distributions shared by every policy.
+
+A policy's ``forward(obs)`` returns ``(dist_params, value)`` as plain tensors (so it stays
+DDP- and autocast-friendly); :func:`make_distribution` turns the params into a
+``torch.distributions`` object whose ``log_prob``/``entropy`` have shape [B].
+
+* ``Discrete(n)``: params are the n logits -> ``Categorical``.
+* ``Box`` (continuous): params are ``[mean, log_std]`` concatenated -> diagonal ``Normal``;
+  actions are sampled unbounded and clipped to the box by the env wrapper (the log-prob is
+  of the unclipped sample, as in CleanRL/SB3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights and constant bias (the PPO implementation-detail default)."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def action_dim(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise TypeError(f"unsupported action space {space!r}: use Discrete or Box")
+
+
+class ActionHead(nn.Module):
+    """Maps features [B, F] to distribution params for ``action_space``."""
+
+    def __init__(self, action_space: gym.Space, in_features: int, init_std: float = 0.01,
+                 init_log_std: float = 0.0) -> None:
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.linear = layer_init(nn.Linear(in_features, action_dim(action_space)), std=init_std)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((action_dim(action_space),), float(init_log_std)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out = self.linear(features)
+        if self.discrete:
+            return out
+        return torch.cat([out, self.log_std.to(out.dtype).expand_as(out)], dim=-1)
+
+
+def make_distribution(action_space: gym.Space, params: torch.Tensor) -> Distribution:
+    """Distribution over actions from head params; computed in fp32 even under autocast."""
+    params = params.float()
+    if isinstance(action_space, gym.spaces.Discrete):
+        return Categorical(logits=params)
+    mean, log_std = params.chunk(2, dim=-1)
+    return Independent(Normal(mean, log_std.clamp(-20.0, 2.0).exp()), 1)
+
+
+def deterministic_action(action_space: gym.Space, params: torch.Tensor) -> torch.Tensor:
+    """The mode: argmax logits, or the Gaussian mean."""
+    params = params.float()
+    if isinstance(action_space, gym.spaces.Discrete):
+        return params.argmax(dim=-1)
+    return params.chunk(2, dim=-1)[0]
