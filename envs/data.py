@@ -1,13 +1,20 @@
-"""Market data: the ``Bars`` container that every other part of ``envs/`` consumes.
+"""Market data: the ``Bars`` container that every other part of ``envs/`` consumes, and
+``load_bars``, which reads the common FX export layouts (ISO CSV, Dukascopy, HistData,
+MetaTrader, Parquet, DataFrames) and validates them before anything trains on them.
 
-(Loading CSV/Parquet files and validation live here too; see ``load_bars``.)
+Bad data fails loudly here, with the file, 1-based data row (and file line) and column, so
+that a broken export never turns silently into a broken backtest.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -31,3 +38,387 @@ class Bars:
         s = slice(start, stop)
         return Bars(self.time[s], self.open[s], self.high[s], self.low[s], self.close[s], self.volume[s],
                     f"{self.source}[{start}:{stop}]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+CSV_SUFFIXES = (".csv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+# Normalised header name -> canonical column. Names are normalised by ``_norm_name``.
+_TIME_ALIASES = ("time", "timestamp", "datetime", "date_time", "gmt_time", "utc_time", "time_utc",
+                 "timestamp_utc", "local_time", "dt", "ts", "date")
+_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "open": ("open", "o", "open_price", "bid_open"),
+    "high": ("high", "h", "high_price", "bid_high"),
+    "low": ("low", "l", "low_price", "bid_low"),
+    "close": ("close", "c", "close_price", "bid_close", "last"),
+    "volume": ("volume", "tickvol", "tick_volume", "tickvolume", "vol", "real_volume", "v"),
+}
+
+_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$|^\d{4}$|^\d{6}$")
+_DATE_FORMATS = ("%Y%m%d", "%Y.%m.%d", "%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d")
+_CLOCK_FORMATS = ("%H%M%S", "%H%M", "%H:%M:%S.%f", "%H:%M:%S", "%H:%M")
+# Whole-timestamp formats tried in order on the first value; "ISO8601" is pandas' ISO parser.
+_STAMP_FORMATS = (
+    "%d.%m.%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",            # Dukascopy
+    "%d.%m.%Y %H:%M:%S.%f GMT%z", "%d.%m.%Y %H:%M:%S GMT%z",                  # Dukascopy local time
+    "%Y%m%d %H%M%S", "%Y%m%d %H%M", "%Y%m%d%H%M%S",                           # HistData
+    "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M",                                    # MetaTrader
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+    "ISO8601",
+)
+_ALL_FORMATS = _STAMP_FORMATS + tuple(f"{d} {c}" for d in _DATE_FORMATS for c in _CLOCK_FORMATS) + _DATE_FORMATS
+_EPOCH_UNITS = {10: "s", 13: "ms", 16: "us", 19: "ns"}  # digits of a present-day epoch -> unit
+
+
+class DataError(ValueError):
+    """Bad market data. ``file``, ``row`` (1-based data row), ``line`` (1-based file line, text
+    files only) and ``column`` say where; any of them may be None."""
+
+    def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None,
+                 line: int | None = None) -> None:
+        self.file, self.row, self.column, self.line = file, row, column, line
+        where = []
+        if row is not None:
+            where.append(f"row {row}" if line is None else f"row {row} (line {line})")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = f"{file}: {', '.join(where)}" if where else file
+        super().__init__(f"{prefix}: {message}")
+
+
+class _Where:
+    """Maps a 0-based position among the data rows to the row/line numbers shown in errors."""
+
+    def __init__(self, name: str, lines: np.ndarray | None = None) -> None:
+        self.name, self.lines = name, lines
+
+    def error(self, message: str, pos: int | None = None, column: str | None = None) -> DataError:
+        if pos is None:
+            return DataError(self.name, message, column=column)
+        line = None if self.lines is None else int(self.lines[pos])
+        return DataError(self.name, message, row=pos + 1, column=column, line=line)
+
+
+def load_bars(source: str | os.PathLike | pd.DataFrame) -> Bars:
+    """Load and validate OHLC(V) bars from a CSV/TXT/Parquet file or a DataFrame.
+
+    Layouts recognised by sniffing the first non-blank line: a header with a time column
+    (ISO-8601, Dukascopy ``dd.mm.yyyy HH:MM:SS.fff``, MetaTrader ``yyyy.mm.dd HH:MM``, epoch
+    seconds/ms, or split ``date`` + ``time`` columns) plus open/high/low/close[/volume]
+    (case-insensitive; o/h/l/c and MetaTrader ``<OPEN>`` accepted); or no header with
+    ``YYYYMMDD HHMMSS;o;h;l;c[;v]`` (HistData) or ``date,time,o,h,l,c[,v]`` (HistData split,
+    MetaTrader), separated by comma, semicolon, tab or pipe. Naive times are UTC; aware ones
+    are converted to UTC. Gaps (weekends, holidays) are kept as they are.
+
+    Raises ``DataError`` naming the file, the 1-based data row (and file line) and the column
+    of the first problem: unparsable or missing time, non-increasing or duplicate time,
+    unparsable/NaN/inf/non-positive price, high < max(open, close), low > min(open, close),
+    negative volume, or a missing column.
+    """
+    if isinstance(source, pd.DataFrame):
+        return frame_to_bars(source, name="<DataFrame>")
+    path = Path(source)
+    name = str(source)
+    if not path.is_file():
+        raise DataError(name, "no such file")
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise DataError(name, f"cannot read Parquet: {exc}") from exc
+        return frame_to_bars(frame, name=name)
+    if suffix in CSV_SUFFIXES:
+        return _load_text(path, name)
+    raise DataError(name, f"unsupported extension {suffix!r} (expected one of "
+                          f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})")
+
+
+def frame_to_bars(frame: pd.DataFrame, name: str = "<DataFrame>") -> Bars:
+    """Validate a DataFrame (a time column, or a DatetimeIndex, plus OHLC[V]) into ``Bars``."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(name, f"expected a pandas DataFrame, got {type(frame).__name__}")
+    header = [str(c) for c in frame.columns]
+    columns = _match_columns(header, name, need_time=not isinstance(frame.index, pd.DatetimeIndex))
+    where = _Where(name)
+    if columns["time"] is None and columns["date"] is None:
+        index = frame.index.to_series(index=pd.RangeIndex(len(frame)))
+        time = _parse_time(index, where, frame.index.name or "index")
+    else:
+        time = _time_from_columns(frame, columns, header, where)
+    return _build(frame, columns, time, where)
+
+
+def _time_from_columns(frame: pd.DataFrame, columns: dict[str, int | None], header: list[str],
+                       where: _Where) -> np.ndarray:
+    if columns["time"] is not None:
+        return _parse_time(frame.iloc[:, columns["time"]], where, header[columns["time"]])
+    date, clock = columns["date"], columns["clock"]
+    return _parse_split_time(frame.iloc[:, date], frame.iloc[:, clock], where, f"{header[date]}+{header[clock]}")
+
+
+def _load_text(path: Path, name: str) -> Bars:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        first, first_line = "", 0
+        for lineno, raw in enumerate(fh, start=1):
+            if raw.strip():
+                first, first_line = raw.strip(), lineno
+                break
+    if not first:
+        raise DataError(name, "file is empty (no data rows)")
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    sep = max(counts, key=lambda d: counts[d])
+    if counts[sep] == 0:
+        raise DataError(name, f"cannot detect the separator of line {first_line} {first!r} "
+                              "(expected ',', ';', tab or '|')")
+    fields = [f.strip().strip("\"'") for f in first.split(sep)]
+    if not re.match(r"^[\d.+-]", fields[0]):  # a header line
+        columns = _match_columns(fields, name)
+        frame = _read_csv(path, name, sep, skip=first_line, n_fields=len(fields),
+                          text_cols=[i for i in (columns["time"], columns["date"], columns["clock"])
+                                     if i is not None])
+        frame.columns = fields
+        where = _Where(name, _data_lines(frame, first_line + 1))
+        return _build(frame, columns, _time_from_columns(frame, columns, fields, where), where)
+
+    n = len(fields)
+    split_time = (" " not in fields[0] and "T" not in fields[0] and n >= 2
+                  and bool(_TIME_OF_DAY.match(fields[1])))
+    lead = ["date", "time"] if split_time else ["time"]
+    need = len(lead) + 4
+    if n < need:
+        raise DataError(name, f"line {first_line} has {n} fields; a header-less file needs "
+                              f"{', '.join(lead + list(PRICE_COLUMNS))}[, volume]", row=1, line=first_line)
+    names = lead + list(PRICE_COLUMNS) + (["volume"] if n > need else [])
+    names += [f"extra_{i}" for i in range(len(names), n)]
+    frame = _read_csv(path, name, sep, skip=first_line - 1, n_fields=n, text_cols=list(range(len(lead))))
+    frame.columns = names
+    where = _Where(name, _data_lines(frame, first_line))
+    columns: dict[str, int | None] = {c: names.index(c) if c in names else None
+                                      for c in list(PRICE_COLUMNS) + ["volume"]}
+    columns.update(time=None if split_time else 0, date=0 if split_time else None, clock=1 if split_time else None)
+    return _build(frame, columns, _time_from_columns(frame, columns, names, where), where)
+
+
+def _read_csv(path: Path, name: str, sep: str, skip: int, n_fields: int, text_cols: list[int]) -> pd.DataFrame:
+    """Read the data lines after ``skip`` lines with positional column names (blank lines kept)."""
+    try:
+        return pd.read_csv(path, sep=sep, header=None, skiprows=skip, names=list(range(n_fields)),
+                           dtype={i: str for i in text_cols}, skip_blank_lines=False,
+                           skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(name, f"cannot parse as CSV: {exc}") from exc
+
+
+def _data_lines(frame: pd.DataFrame, first_data_line: int) -> np.ndarray:
+    """Drop blank rows from ``frame`` (in place); return the file line of each kept row."""
+    blank = frame.isna().all(axis=1).to_numpy()
+    lines = np.arange(first_data_line, first_data_line + len(frame))
+    if blank.any():
+        frame.drop(index=frame.index[blank], inplace=True)
+        frame.reset_index(drop=True, inplace=True)
+        lines = lines[~blank]
+    return lines
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().strip("<>").lower()).strip("_")
+
+
+def _match_columns(header: list[str], file: str, need_time: bool = True) -> dict[str, int | None]:
+    """Column index of time (or split date + clock) and of each OHLCV column; raise on missing."""
+    normed = [_norm_name(h) for h in header]
+    found: dict[str, int | None] = {}
+
+    def pick(aliases: tuple[str, ...], role: str) -> int | None:
+        for alias in aliases:
+            hits = [i for i, h in enumerate(normed) if h == alias]
+            if len(hits) > 1:
+                raise DataError(file, f"{len(hits)} columns {[header[i] for i in hits]} could be {role!r}; "
+                                      "rename or drop all but one", column=header[hits[1]])
+            if hits:
+                return hits[0]
+        return None
+
+    for canon, aliases in _COLUMN_ALIASES.items():
+        found[canon] = pick(aliases, canon)
+    split = "date" in normed and "time" in normed
+    found["date"] = normed.index("date") if split else None
+    found["clock"] = normed.index("time") if split else None
+    found["time"] = None if split else pick(_TIME_ALIASES, "time")
+    missing = [c for c in PRICE_COLUMNS if found[c] is None]
+    if need_time and found["time"] is None and not split:
+        missing.insert(0, "time")
+    if missing:
+        hint = " (a time/timestamp/datetime/date column or a DatetimeIndex)" if missing[0] == "time" else ""
+        raise DataError(file, f"missing required column{'s' if len(missing) > 1 else ''} "
+                              f"{', '.join(map(repr, missing))}{hint}; columns are {header}", column=missing[0])
+    return found
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Stripped strings of a time column (missing -> NA); integral floats lose their '.0'."""
+    values = values.reset_index(drop=True)
+    if pd.api.types.is_float_dtype(values.dtype):
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        arr = arr[~np.isnan(arr)]
+        if np.isfinite(arr).all() and (arr == np.floor(arr)).all():
+            values = values.astype("Int64")
+    text = values.astype("string").str.strip()
+    return text.mask(text == "", pd.NA)
+
+
+def _parse_time(values: pd.Series, where: _Where, column: str) -> np.ndarray:
+    """Parse a time column into naive-UTC ``datetime64[ns]``; raise naming the first bad row."""
+    values = values.reset_index(drop=True)
+    if len(values) == 0:
+        raise where.error("no data rows")
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_any_dtype(values.dtype):
+        parsed = values.dt.tz_localize("UTC")
+    else:
+        values = _as_text(values)
+        parsed = _parse_text_times(values, where, column)
+    return _to_naive_ns(parsed, values, where, column)
+
+
+def _parse_split_time(dates: pd.Series, clocks: pd.Series, where: _Where, column: str) -> np.ndarray:
+    dates, clocks = _as_text(dates), _as_text(clocks)
+    if len(dates) == 0:
+        raise where.error("no data rows")
+    joined = dates + " " + clocks  # NA when either part is missing
+    return _to_naive_ns(_parse_text_times(joined, where, column), joined, where, column)
+
+
+def _parse_text_times(text: pd.Series, where: _Where, column: str) -> pd.Series:
+    """Pick the format from the first value, then parse all values with it (bad ones -> NaT)."""
+    if pd.isna(text.iloc[0]):
+        raise where.error("missing time value", 0, column)
+    first = str(text.iloc[0])
+    if first.isdigit() and len(first) in _EPOCH_UNITS:
+        numbers = pd.to_numeric(text, errors="coerce")
+        return pd.to_datetime(numbers, unit=_EPOCH_UNITS[len(first)], utc=True, errors="coerce")
+    for fmt in _ALL_FORMATS:
+        try:
+            pd.to_datetime(pd.Series([first]), format=fmt, utc=True)
+        except (ValueError, TypeError):
+            continue
+        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+    raise where.error(f"cannot parse time {first!r} (expected ISO-8601, dd.mm.yyyy HH:MM:SS.fff, "
+                      "YYYYMMDD HHMMSS, yyyy.mm.dd HH:MM, epoch seconds or split date/time columns)", 0, column)
+
+
+def _to_naive_ns(parsed: pd.Series, original: pd.Series, where: _Where, column: str) -> np.ndarray:
+    nat = parsed.isna().to_numpy()
+    if nat.any():
+        pos = int(np.argmax(nat))
+        raw = original.iloc[pos]
+        if pd.isna(raw) or str(raw).strip() == "":
+            raise where.error("missing time value", pos, column)
+        raise where.error(f"cannot parse time {str(raw)!r}", pos, column)
+    try:
+        return parsed.dt.tz_localize(None).dt.as_unit("ns").to_numpy()
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise where.error(f"time out of the representable range: {exc}", None, column) from exc
+
+
+def _numeric(frame: pd.DataFrame, index: int, where: _Where, column: str) -> np.ndarray:
+    values = frame.iloc[:, index].reset_index(drop=True)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise where.error("expected numbers, got booleans", 0, column)
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        pos = int(np.argmax(bad.to_numpy()))
+        raise where.error(f"cannot parse {str(values.iloc[pos])!r} as a number", pos, column)
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _build(frame: pd.DataFrame, columns: dict[str, int | None], time: np.ndarray, where: _Where) -> Bars:
+    prices = {c: _numeric(frame, columns[c], where, c) for c in PRICE_COLUMNS}
+    if columns["volume"] is not None:
+        volume = _numeric(frame, columns["volume"], where, "volume")
+    else:
+        volume = np.zeros(len(time), dtype=np.float64)
+    _validate(time, prices, volume, where)
+    return Bars(time, prices["open"], prices["high"], prices["low"], prices["close"], volume, where.name)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.10g}"
+
+
+def _validate(time: np.ndarray, prices: dict[str, np.ndarray], volume: np.ndarray, where: _Where) -> None:
+    if len(time) == 0:
+        raise where.error("no data rows")
+    step = np.diff(time.astype("int64"))
+    if (step <= 0).any():
+        pos = int(np.argmax(step <= 0)) + 1
+        t, prev = pd.Timestamp(time[pos]), pd.Timestamp(time[pos - 1])
+        if step[pos - 1] == 0:
+            raise where.error(f"duplicate time {t} (same as row {pos})", pos, "time")
+        raise where.error(f"time {t} is not after the previous row's {prev} (times must strictly increase)",
+                          pos, "time")
+    for c in PRICE_COLUMNS:
+        v = prices[c]
+        finite = np.isfinite(v)
+        if not finite.all():
+            pos = int(np.argmax(~finite))
+            what = "missing value" if np.isnan(v[pos]) else f"{c} {v[pos]} is not finite"
+            raise where.error(what, pos, c)
+        if (v <= 0).any():
+            pos = int(np.argmax(v <= 0))
+            raise where.error(f"{c} {_fmt(v[pos])} is not > 0", pos, c)
+    o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    if (h < top).any():
+        pos = int(np.argmax(h < top))
+        raise where.error(f"high {_fmt(h[pos])} < max(open, close) {_fmt(top[pos])}", pos, "high")
+    # low <= min(open, close) <= max(open, close) <= high, so high >= low follows from the two checks.
+    if (lo > bottom).any():
+        pos = int(np.argmax(lo > bottom))
+        raise where.error(f"low {_fmt(lo[pos])} > min(open, close) {_fmt(bottom[pos])}", pos, "low")
+    bad_volume = ~np.isfinite(volume) | (volume < 0)
+    if bad_volume.any():
+        pos = int(np.argmax(bad_volume))
+        raise where.error(f"volume {volume[pos]} is not a finite number >= 0", pos, "volume")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+def bars_to_frame(bars: Bars) -> pd.DataFrame:
+    """Bars as a DataFrame with a tz-aware UTC ``DatetimeIndex`` named ``time`` and OHLCV columns."""
+    index = pd.DatetimeIndex(bars.time, name="time").tz_localize("UTC")
+    return pd.DataFrame({"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
+                         "volume": bars.volume}, index=index)
+
+
+def save_bars(bars: Bars, path: str | os.PathLike) -> None:
+    """Write bars as an ISO-8601 CSV (``.csv``/``.txt``) or Parquet (``.parquet``/``.pq``) file."""
+    path = Path(path)
+    frame = bars_to_frame(bars)
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        frame.to_parquet(path)
+    elif suffix in CSV_SUFFIXES:
+        frame.index = frame.index.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        frame.to_csv(path, float_format="%.10g")
+    else:
+        raise ValueError(f"{path}: unsupported extension {suffix!r}")
+
+
+def infer_bar_seconds(bars: Bars) -> int:
+    """The modal spacing between consecutive bars in whole seconds (gaps do not change it)."""
+    if len(bars) < 2:
+        raise ValueError(f"{bars.source}: need at least 2 bars to infer the bar length, got {len(bars)}")
+    seconds = np.diff(bars.time.astype("datetime64[ns]").astype("int64")) // 1_000_000_000
+    values, counts = np.unique(seconds, return_counts=True)
+    return int(values[np.argmax(counts)])
