@@ -1,0 +1,46 @@
+"""A2C (Mnih et al. 2016, synchronous): one RMSprop step on the whole rollout.
+
+It shares everything but the update with PPO, which is the point: the engine's loop
+is unchanged when you select it with ``--algo a2c`` or run ``python -m engine.a2c``.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from algos.base import Algorithm
+from algos.ppo import normalize_advantages
+from engine import keys as K
+
+
+def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, value: torch.Tensor,
+             value_target: torch.Tensor, entropy: torch.Tensor, vf_coef: float,
+             ent_coef: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    pg_loss = -(advantages.detach() * log_prob).mean()
+    v_loss = 0.5 * ((value - value_target) ** 2).mean()
+    ent = entropy.mean()
+    loss = pg_loss + vf_coef * v_loss - ent_coef * ent
+    return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
+
+
+class A2C(Algorithm):
+    name = "a2c"
+
+    def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer:
+        c = self.cfg
+        return torch.optim.RMSprop(policy.parameters(), lr=c.learning_rate, alpha=c.rmsprop_alpha, eps=c.rmsprop_eps)
+
+    def update(self, batch: TensorDict) -> dict[str, float]:
+        cfg = self.cfg
+        log_prob, entropy, value = self.evaluate_actions(batch[K.OBS], batch[K.ACTION])
+        adv = batch[K.ADVANTAGE]
+        if cfg.norm_adv:
+            adv = normalize_advantages(adv)
+        loss, stats = a2c_loss(log_prob, adv, value, batch[K.VALUE_TARGET], entropy, cfg.vf_coef, cfg.ent_coef)
+        stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
+        self.end_update()
+        out = {k: v.item() for k, v in stats.items()}
+        out.update(grad_norm=grad_norm, skipped_updates=float(not stepped))
+        return out

@@ -1,0 +1,97 @@
+"""PPO (Schulman et al. 2017): clipped surrogate, optional value clipping, entropy bonus.
+
+``ppo_loss`` is a pure function (unit-tested with known values); ``PPO.update`` runs
+``update_epochs`` passes of shuffled minibatches (``randperm(...).split(...)``) with an
+optional target-KL early stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from algos.base import Algorithm
+from engine import keys as K
+
+
+def ppo_loss(
+    new_log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    new_value: torch.Tensor,
+    old_value: torch.Tensor,
+    value_target: torch.Tensor,
+    entropy: torch.Tensor,
+    clip_coef: float,
+    clip_vloss: bool,
+    vf_coef: float,
+    ent_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and its parts. ``advantages`` are used as given (normalise before)."""
+    log_ratio = new_log_prob - old_log_prob
+    ratio = log_ratio.exp()
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_loss_unclipped = (new_value - value_target) ** 2
+    if clip_vloss:
+        v_clipped = old_value + (new_value - old_value).clamp(-clip_coef, clip_coef)
+        v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - value_target) ** 2).mean()
+    else:
+        v_loss = 0.5 * v_loss_unclipped.mean()
+    entropy_mean = entropy.mean()
+    loss = pg_loss - ent_coef * entropy_mean + vf_coef * v_loss
+    with torch.no_grad():
+        stats = {
+            "policy_loss": pg_loss.detach(),
+            "value_loss": v_loss.detach(),
+            "entropy": entropy_mean.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1.0).abs() > clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+def normalize_advantages(adv: torch.Tensor) -> torch.Tensor:
+    if adv.numel() < 2:
+        return adv
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
+
+
+class PPO(Algorithm):
+    name = "ppo"
+
+    def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(policy.parameters(), lr=self.cfg.learning_rate, eps=1e-5)
+
+    def update(self, batch: TensorDict) -> dict[str, float]:
+        cfg = self.cfg
+        batch_size = batch.shape[0]
+        mb_size = max(1, batch_size // cfg.num_minibatches)
+        clip = cfg.clip_coef * (self.lr_fraction if cfg.anneal_clip else 1.0)
+        sums: dict[str, torch.Tensor] = {}
+        n_mb = skipped = 0
+        approx_kl = torch.zeros(())
+        for _epoch in range(cfg.update_epochs):
+            for idx in torch.randperm(batch_size, device=batch.device).split(mb_size):
+                mb = batch[idx]
+                new_log_prob, entropy, new_value = self.evaluate_actions(mb[K.OBS], mb[K.ACTION])
+                adv = mb[K.ADVANTAGE]
+                if cfg.norm_adv:
+                    adv = normalize_advantages(adv)
+                loss, stats = ppo_loss(new_log_prob, mb[K.LOG_PROB], adv, new_value, mb[K.VALUE],
+                                       mb[K.VALUE_TARGET], entropy, clip, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef)
+                stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
+                skipped += int(not stepped)
+                stats["grad_norm"] = torch.tensor(grad_norm)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v.float().cpu()
+                n_mb += 1
+                approx_kl = stats["approx_kl"]
+            if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
+                break
+        self.end_update()
+        out = {k: (v / n_mb).item() for k, v in sums.items()}
+        out.update(skipped_updates=float(skipped), clip_coef=clip, epochs_run=float(_epoch + 1))
+        return out
