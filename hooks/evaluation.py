@@ -1,0 +1,58 @@
+"""EvaluationHook: every N cycles, run deterministic evaluation episodes and add ``val/<key>`` metrics.
+
+It runs inside ``on_metrics_computed`` so the ``val/`` keys land in the same metrics dict
+that is then logged and seen by the hooks after it (early stopping, top-k checkpoints),
+which is why it must come before those in the hook list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.events import Hook
+from hooks._util import to_float
+
+
+class EvaluationHook(Hook):
+    """Calls ``run.evaluate(num_episodes)`` every ``every_n_cycles`` cycles (``num_episodes=None``: the run's default)."""
+
+    def __init__(self, every_n_cycles: int = 10, num_episodes: int | None = None) -> None:
+        if every_n_cycles < 1:
+            raise ValueError(f"EvaluationHook: every_n_cycles must be >= 1, got {every_n_cycles}")
+        if num_episodes is not None and num_episodes < 1:
+            raise ValueError(f"EvaluationHook: num_episodes must be >= 1 or None, got {num_episodes}")
+        self.every_n_cycles = every_n_cycles
+        self.num_episodes = num_episodes
+        self.cycles_seen = 0
+        self.last_metrics: dict[str, float] = {}
+        self.last_step: int = -1
+        self.run: Any = None
+
+    def on_training_start(self, run: Any) -> None:
+        self.run = run
+
+    def on_metrics_computed(self, metrics: dict) -> None:
+        self.cycles_seen += 1
+        if self.cycles_seen % self.every_n_cycles != 0:
+            return
+        run = self.run
+        where = {"cycle": int(run.cycle), "global_step": int(run.global_step)}
+        run.fire("on_evaluation_start", dict(where))
+        results = run.evaluate(self.num_episodes)
+        val: dict[str, float] = {}
+        for key, value in results.items():
+            v = to_float(value)
+            if v is not None:
+                val[key if key.startswith("val/") else f"val/{key}"] = v
+        metrics.update(val)
+        self.last_metrics = val
+        self.last_step = where["global_step"]
+        run.fire("on_evaluation_end", {**where, "metrics": dict(val)})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cycles_seen": self.cycles_seen, "last_metrics": dict(self.last_metrics), "last_step": self.last_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cycles_seen = int(state["cycles_seen"])
+        self.last_metrics = {k: float(v) for k, v in state["last_metrics"].items()}
+        self.last_step = int(state["last_step"])
