@@ -1,0 +1,83 @@
+"""Reward system: named per-step components, weighted from the config.
+
+All money terms are RELATIVE to the initial equity E0 (so rewards are comparable across account
+sizes) and the reward is
+
+    reward_t = reward_scale x sum_c w_c x component_c,t
+
+Components (raw, before weight and scale):
+
+* ``pnl``               gross mark-to-market PnL at mid / E0 (before any cost)
+* ``transaction_cost``  -(spread + commission + slippage paid this step) / E0   (<= 0)
+* ``swap``              overnight swap credited this step / E0 (financing; usually <= 0)
+* ``drawdown_penalty``  -(increase of (peak equity - equity) / E0)               (<= 0)
+* ``holding_penalty``   -|position| / max_position                               (<= 0)
+* ``differential_sharpe`` Moody & Saffell's differential Sharpe ratio of the per-step
+  return (equity_t / equity_{t-1} - 1), with moving moments of rate ``dsr_eta``.
+
+pnl + transaction_cost + swap = (equity_t - equity_{t-1}) / E0 exactly (the ledger identity),
+so with the default weights (1, 1, 1, 0, 0, 0) an episode's rewards sum to
+``reward_scale x (final equity - initial equity) / E0``: the net result after every cost.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from envs.config import REWARD_COMPONENTS, FxEnvConfig
+
+
+class RewardSystem:
+    """Per-env reward state (differential-Sharpe moments, last drawdown) and the weighting."""
+
+    def __init__(self, cfg: FxEnvConfig, num_envs: int, device: torch.device) -> None:
+        self.cfg = cfg
+        self.weights = cfg.reward_weights()
+        self.scale = float(cfg.reward_scale)
+        self.e0 = float(cfg.initial_equity)
+        z = lambda: torch.zeros(num_envs, dtype=torch.float64, device=device)  # noqa: E731
+        self.dsr_a, self.dsr_b, self.last_drawdown = z(), z(), z()
+        self.device = device
+
+    def reset(self, mask: torch.Tensor) -> None:
+        for t in (self.dsr_a, self.dsr_b, self.last_drawdown):
+            t.masked_fill_(mask, 0.0)
+
+    def _differential_sharpe(self, ret: torch.Tensor) -> torch.Tensor:
+        a, b, eta = self.dsr_a, self.dsr_b, self.cfg.dsr_eta
+        da, db = ret - a, ret * ret - b
+        var = b - a * a
+        ok = var > 1e-18
+        dsr = torch.where(ok, (b * da - 0.5 * a * db) / var.clamp(min=1e-18).pow(1.5), torch.zeros_like(ret))
+        self.dsr_a = a + eta * da
+        self.dsr_b = b + eta * db
+        return dsr.clamp(-10.0, 10.0)
+
+    def compute(self, pnl: torch.Tensor, cost: torch.Tensor, swap: torch.Tensor,
+                equity_prev: torch.Tensor, equity: torch.Tensor, peak_equity: torch.Tensor,
+                position: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Returns (reward [N] float64, weighted-and-scaled components, raw components)."""
+        drawdown = (peak_equity - equity) / self.e0
+        ret = torch.where(equity_prev > 0, equity / equity_prev.clamp(min=1e-12) - 1.0, torch.zeros_like(equity))
+        raw = {
+            "pnl": pnl / self.e0,
+            "transaction_cost": -cost / self.e0,
+            "swap": swap / self.e0,
+            "drawdown_penalty": -(drawdown - self.last_drawdown).clamp(min=0.0),
+            "holding_penalty": -position.abs() / self.cfg.max_position,
+            "differential_sharpe": self._differential_sharpe(ret),
+        }
+        self.last_drawdown = drawdown
+        weighted = {name: self.scale * self.weights[name] * raw[name] for name in REWARD_COMPONENTS}
+        reward = torch.zeros_like(pnl)
+        for name in REWARD_COMPONENTS:
+            reward = reward + weighted[name]
+        return reward, weighted, raw
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"dsr_a": self.dsr_a.clone(), "dsr_b": self.dsr_b.clone(),
+                "last_drawdown": self.last_drawdown.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("dsr_a", "dsr_b", "last_drawdown"):
+            setattr(self, name, state[name].to(device=self.device, dtype=torch.float64).clone())

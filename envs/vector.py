@@ -1,0 +1,345 @@
+"""``FxVectorEnv``: N FX trading envs stepped at once in torch, on any device.
+
+Timeline of one step (latency L = ``latency_bars``, default 1). The agent observes bar t
+(closed) and sends a target position; that order fills at bar t+L's OPEN. The env then moves
+to bar t+1: orders due at t+1 fill at its open, swap accrues for rollovers crossed during bar
+t+1, the account is marked at bar t+1's close (mid), a margin breach liquidates at that close,
+and the reward is the (weighted, relative) equity change. The returned observation and reward
+depend only on bars <= t+1 and ``info["time"]`` is bar t+1's timestamp; ``info["close"]`` is
+its close. No future price is ever returned.
+
+Episodes start at a random bar of the split (drawn from each env's own counter-based RNG
+stream: a SplitMix64 hash of (seed, env index, draw number), so draws are reproducible,
+vectorised and resumable) and last ``episode_bars`` steps (``truncated``), or end early at
+the end of the data (``truncated``) or on forced liquidation / bankruptcy (``terminated``).
+Autoreset is SAME_STEP: a finished env's row of ``obs`` is already its next episode's first
+observation; the last one is in ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
+``final_obs``/``final_info`` and their masks are present on EVERY step (rows valid only where
+the mask is set), so the info dict has a fixed structure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from envs.config import REWARD_COMPONENTS, FxEnvConfig, first_valid_index
+from envs.data import Bars
+from envs.execution import Accounts
+from envs.features import FeatureNorm, WindowFeatures, bar_duration_ns, base_features_raw
+from envs.reward import RewardSystem
+
+PORTFOLIO_FEATURES = ("position", "unrealised_pnl", "equity_change", "drawdown", "time_in_position",
+                      "last_target", "leverage_used", "episode_progress")
+_MASK64 = (1 << 64) - 1
+
+
+def _i64(x: int) -> int:
+    x &= _MASK64
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+_GOLDEN, _M1, _M2 = _i64(0x9E3779B97F4A7C15), _i64(0xBF58476D1CE4E5B9), _i64(0x94D049BB133111EB)
+
+
+def _srl(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> s) & ((1 << (64 - s)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 finaliser on int64 tensors (wrapping arithmetic)."""
+    z = x + _GOLDEN
+    z = (z ^ _srl(z, 30)) * _M1
+    z = (z ^ _srl(z, 27)) * _M2
+    return z ^ _srl(z, 31)
+
+
+def _seed_keys(seed: int, num_envs: int, device: torch.device) -> torch.Tensor:
+    base = splitmix64(torch.tensor([_i64(int(seed))], dtype=torch.int64))
+    keys = splitmix64(base + torch.arange(num_envs, dtype=torch.int64) * _GOLDEN)
+    return keys.to(device)
+
+
+def market_arrays(bars: Bars, cfg: FxEnvConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-bar float64/int64 tensors the simulator needs: prices, volatility, rollovers, time."""
+    t_ns = bars.time.astype("datetime64[ns]").astype(np.int64)
+    end_ns = t_ns + bar_duration_ns(bars)  # a bar's close time
+    day = 86_400 * 10**9
+    roll = int(round(cfg.rollover_hour_utc * 3600 * 10**9))
+    day_index = np.floor_divide(end_ns - roll, day)
+    rollovers = np.zeros(len(bars))
+    rollovers[1:] = np.diff(day_index)  # rollovers crossed in (end_{t-1}, end_t]
+    vol = np.nan_to_num(base_features_raw(bars, cfg.vol_window)[:, 3], nan=0.0)
+    f64 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64, device=device)  # noqa: E731
+    return {"open": f64(bars.open), "close": f64(bars.close), "vol": f64(vol),
+            "rollovers": f64(rollovers), "time": torch.as_tensor(t_ns, dtype=torch.int64, device=device)}
+
+
+class FxVectorEnv(gym.vector.VectorEnv):
+    """N FX trading accounts on one split of bars; obs/reward/flags are torch tensors on ``device``.
+
+    ``start_mode="random"`` draws each episode's first bar; ``"first"`` always starts at the
+    first valid bar (deterministic backtests). ``norm`` is the training split's feature
+    normalisation (fitted on ``bars`` itself when None)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, bars: Bars, cfg: FxEnvConfig, num_envs: int = 1, seed: int = 0,
+                 device: str | torch.device = "cpu", norm: FeatureNorm | None = None,
+                 episode_bars: int | None = None, start_mode: str = "random", split: str = "train") -> None:
+        cfg.validate()
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
+        if start_mode not in ("random", "first"):
+            raise ValueError(f"start_mode must be 'random' or 'first' (got {start_mode!r})")
+        self.cfg, self.split, self.start_mode = cfg, split, start_mode
+        self.device = torch.device(device)
+        self.num_envs = int(num_envs)
+        self.bars = bars
+        self.n_bars = len(bars)
+        self.t_min = first_valid_index(cfg)
+        if self.n_bars < self.t_min + 2:
+            raise ValueError(f"{bars.source}: {self.n_bars} bars in split {split!r} but the observation "
+                             f"windows need {self.t_min + 2} (first valid bar {self.t_min} + 2); "
+                             f"use more data or smaller --fx.window-*/--fx.agg-* values")
+        self.episode_bars = int(episode_bars if episode_bars is not None else cfg.episode_bars)
+        if norm is None and cfg.obs_mode == "full":
+            norm = FeatureNorm.fit(bars, cfg)
+        self.norm = norm
+        self.features = WindowFeatures(bars, cfg, norm, self.device)
+        self.market = market_arrays(bars, cfg, self.device)
+        self.accounts = Accounts(cfg, self.num_envs, self.device)
+        self.rewards = RewardSystem(cfg, self.num_envs, self.device)
+        self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
+        self.latency = int(cfg.latency_bars)
+
+        clip = cfg.obs_clip
+        market_bound = np.inf if cfg.obs_mode == "price" else clip
+        F = self.features.n_features
+        self.single_observation_space = gym.spaces.Dict({
+            key: gym.spaces.Box(-market_bound, market_bound, (w, F), np.float32)
+            for key, w in self.features.windows.items()
+        } | {"portfolio": gym.spaces.Box(-clip, clip, (len(PORTFOLIO_FEATURES),), np.float32)})
+        if cfg.action_mode == "discrete":
+            self.single_action_space = gym.spaces.Discrete(len(cfg.position_levels))
+        else:
+            self.single_action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        n, dev = self.num_envs, self.device
+        self.t = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.start = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.ep_len = torch.ones(n, dtype=torch.int64, device=dev)
+        self.pending = torch.full((n, self.latency), float("nan"), dtype=torch.float64, device=dev)
+        self.last_target = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.episode_return = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.seed_keys = _seed_keys(seed, n, dev)
+        self.draws = torch.zeros(n, dtype=torch.int64, device=dev)
+        self._started = False
+
+    # ---------------------------------------------------------------------------- randomness
+    def _draw_starts(self, mask: torch.Tensor) -> torch.Tensor:
+        """One uniform start bar per env from its own stream; only masked envs consume a draw."""
+        hi = max(self.t_min, self.n_bars - 1 - self.episode_bars)
+        if self.start_mode == "first" or hi == self.t_min:
+            return torch.full_like(self.t, self.t_min)
+        z = splitmix64(self.seed_keys + self.draws * _GOLDEN)
+        u = _srl(z, 11).to(torch.float64) / float(1 << 53)
+        starts = self.t_min + torch.floor(u * (hi - self.t_min + 1)).to(torch.int64)
+        self.draws = self.draws + mask.to(torch.int64)
+        return starts
+
+    # ---------------------------------------------------------------------------- episode control
+    def _begin(self, mask: torch.Tensor, starts: torch.Tensor) -> None:
+        self.t = torch.where(mask, starts, self.t)
+        self.start = torch.where(mask, starts, self.start)
+        self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
+        self.ep_len = torch.where(mask, torch.clamp(self.n_bars - 1 - starts, max=self.episode_bars), self.ep_len)
+        self.pending = torch.where(mask.unsqueeze(1), torch.full_like(self.pending, float("nan")), self.pending)
+        self.last_target = torch.where(mask, torch.zeros_like(self.last_target), self.last_target)
+        self.episode_return = torch.where(mask, torch.zeros_like(self.episode_return), self.episode_return)
+        self.accounts.reset(mask)
+        self.rewards.reset(mask)
+
+    def _resolve_start(self, start: Any) -> int:
+        if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+            idx = int(start)
+        else:
+            try:
+                ts = np.datetime64(start, "ns") if not hasattr(start, "to_datetime64") else start.to_datetime64()
+            except Exception as exc:  # noqa: BLE001
+                raise ValueError(f"reset(options={{'start': {start!r}}}): not a bar index or timestamp") from exc
+            idx = int(np.searchsorted(self.bars.time.astype("datetime64[ns]"), np.datetime64(ts, "ns")))
+        if not self.t_min <= idx <= self.n_bars - 2:
+            raise ValueError(f"reset(options={{'start': {start!r}}}): bar {idx} is outside the startable range "
+                             f"[{self.t_min}, {self.n_bars - 2}] of split {self.split!r} "
+                             f"(the first {self.t_min} bars fill the observation windows)")
+        return idx
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Start new episodes. ``seed`` re-seeds every env's stream (env i uses stream (seed, i));
+        ``options={"start": bar index or timestamp}`` starts all (masked) envs at that bar;
+        ``options={"reset_mask": bool[N]}`` resets only those envs."""
+        options = dict(options or {})
+        unknown = set(options) - {"start", "reset_mask"}
+        if unknown:
+            raise ValueError(f"reset options {sorted(unknown)} not understood; use 'start' and/or 'reset_mask'")
+        if seed is not None:
+            self.seed_keys = _seed_keys(seed, self.num_envs, self.device)
+            self.draws = torch.zeros_like(self.draws)
+        mask = options.get("reset_mask")
+        if mask is None or not self._started:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        else:
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device).reshape(self.num_envs)
+        if "start" in options and options["start"] is not None:
+            starts = torch.full_like(self.t, self._resolve_start(options["start"]))
+        else:
+            starts = self._draw_starts(mask)
+        self._begin(mask, starts)
+        self._started = True
+        obs = self._observe()
+        info = {"time": self.market["time"][self.t], "equity": self.accounts.equity.clone(),
+                "position": self.accounts.position.clone(), "close": self.market["close"][self.t]}
+        return obs, info
+
+    # ---------------------------------------------------------------------------- observation
+    def _portfolio(self) -> torch.Tensor:
+        acc, cfg = self.accounts, self.cfg
+        close = self.market["close"][self.t]
+        e0 = cfg.initial_equity
+        equity = acc.equity
+        safe_eq = equity.clamp(min=1e-9)
+        cols = [
+            acc.position / cfg.max_position,
+            10.0 * acc.unrealised_pnl(close) / e0,
+            10.0 * (equity / e0 - 1.0),
+            10.0 * (acc.peak_equity - equity) / acc.peak_equity.clamp(min=1e-9),
+            torch.log1p(acc.time_in_position) / 5.0,
+            self.last_target / cfg.max_position,
+            acc.position.abs() * close / safe_eq / acc.leverage,
+            self.steps.to(torch.float64) / self.ep_len.clamp(min=1).to(torch.float64),
+        ]
+        return torch.stack(cols, dim=1).clamp(-cfg.obs_clip, cfg.obs_clip).to(torch.float32)
+
+    def _observe(self) -> dict[str, torch.Tensor]:
+        obs = self.features.observe(self.t)
+        obs["portfolio"] = self._portfolio()
+        return obs
+
+    # ---------------------------------------------------------------------------- stepping
+    def _targets(self, actions: Any) -> torch.Tensor:
+        a = torch.as_tensor(actions, device=self.device)
+        if self.cfg.action_mode == "discrete":
+            a = a.reshape(self.num_envs).to(torch.int64)
+            return self.levels[a] * self.cfg.max_position
+        a = a.reshape(self.num_envs).to(torch.float64)
+        return torch.nan_to_num(a, nan=0.0).clamp(-1.0, 1.0) * self.cfg.max_position
+
+    def step(self, actions: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
+                                          torch.Tensor, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("FxVectorEnv.step() called before reset()")
+        target = self._targets(actions)
+        acc, m = self.accounts, self.market
+        self.pending[:, self.latency - 1] = target
+        self.last_target = target
+
+        t_prev, t = self.t, self.t + 1
+        open_, close, close_prev = m["open"][t], m["close"][t], m["close"][t_prev]
+        equity_prev = acc.equity
+        pnl = acc.position * (open_ - close_prev)
+        due = self.pending[:, 0]
+        has_order = ~torch.isnan(due)
+        fill = acc.fill(torch.nan_to_num(due, nan=0.0), open_, m["vol"][t_prev], has_order)
+        cost = fill.cost
+        if self.latency > 1:
+            self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
+        else:
+            self.pending = torch.full_like(self.pending, float("nan"))
+        swap = acc.accrue_swap(m["rollovers"][t])
+        pnl = pnl + acc.position * (close - open_)
+        acc.mark(close)
+        breach = acc.margin_breach(close)
+        liq = acc.fill(torch.zeros_like(close), close, m["vol"][t], breach & (acc.position != 0), cap_leverage=False)
+        cost = cost + liq.cost
+        acc.equity = acc.cash + acc.position * close
+        acc.peak_equity = torch.maximum(acc.peak_equity, acc.equity)
+
+        reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
+                                                      acc.peak_equity, acc.position)
+        self.t = t
+        self.steps = self.steps + 1
+        self.episode_return = self.episode_return + reward64
+        terminated = breach
+        truncated = (self.steps >= self.ep_len) & ~terminated
+        done = terminated | truncated
+
+        info: dict[str, Any] = {"time": m["time"][t], "close": close, "equity": acc.equity.clone(),
+                                "position": acc.position.clone(), "reward64": reward64,
+                                "liquidated": breach}
+        for name in REWARD_COMPONENTS:
+            info[f"reward/{name}"] = weighted[name]
+            info[f"reward_raw/{name}"] = raw[name]
+        final_obs = self._observe()
+        info["final_info"] = self._episode_summary(terminated)
+        info["_final_info"] = done
+        info["final_obs"] = final_obs
+        info["_final_obs"] = done
+        if bool(done.any()):
+            self._begin(done, self._draw_starts(done))
+            obs = self._observe()
+        else:
+            obs = final_obs
+        return obs, reward64.to(torch.float32), terminated, truncated, info
+
+    def _episode_summary(self, terminated: torch.Tensor) -> dict[str, torch.Tensor]:
+        acc = self.accounts
+        e0 = self.cfg.initial_equity
+        return {
+            "equity": acc.equity.clone(), "net_return": acc.equity / e0 - 1.0,
+            "episode_return": self.episode_return.clone(), "length": self.steps.clone(),
+            "n_trades": acc.n_trades.clone(), "spread_paid": acc.spread_paid.clone(),
+            "commission_paid": acc.commission_paid.clone(), "slippage_paid": acc.slippage_paid.clone(),
+            "swap": acc.swap_total.clone(),
+            "costs": acc.spread_paid + acc.commission_paid + acc.slippage_paid,
+            "traded_notional": acc.traded_notional.clone(),
+            "max_drawdown_equity": acc.peak_equity - acc.equity, "liquidated": terminated.clone(),
+            "start_time": self.market["time"][self.start], "end_time": self.market["time"][self.t],
+        }
+
+    # ---------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "num_envs": self.num_envs, "n_bars": self.n_bars, "started": self._started,
+            "t": self.t.clone(), "start": self.start.clone(), "steps": self.steps.clone(),
+            "ep_len": self.ep_len.clone(), "pending": self.pending.clone(),
+            "last_target": self.last_target.clone(), "episode_return": self.episode_return.clone(),
+            "seed_keys": self.seed_keys.clone(), "draws": self.draws.clone(),
+            "accounts": self.accounts.state_dict(), "rewards": self.rewards.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["num_envs"]) != self.num_envs or int(state["n_bars"]) != self.n_bars:
+            raise ValueError(f"env state is for {state['num_envs']} envs on {state['n_bars']} bars; this env has "
+                             f"{self.num_envs} envs on {self.n_bars} bars")
+        dev = self.device
+        for name in ("t", "start", "steps", "ep_len", "pending", "last_target", "episode_return",
+                     "seed_keys", "draws"):
+            setattr(self, name, state[name].to(dev).clone())
+        self.accounts.load_state_dict(state["accounts"])
+        self.rewards.load_state_dict(state["rewards"])
+        self._started = bool(state["started"])
+
+    def current_obs(self) -> dict[str, torch.Tensor]:
+        """The observation of the current bar (e.g. after load_state_dict)."""
+        return self._observe()
