@@ -1,6 +1,9 @@
 """CheckpointHook: ``last.ckpt`` every N cycles and at the end, plus the top-k checkpoints by a metric.
 
-Every save goes through ``run.save_checkpoint(path)`` (atomic, all ranks, rank 0 writes).
+Every save goes through ``run.save_checkpoint(path)`` (atomic, all ranks, rank 0 writes;
+it returns ``None`` when it refuses a non-finite model, and then nothing changes here).
+The monitored value must be the same on every rank (the engine reduces its metrics),
+otherwise ranks would disagree on whether to save.
 Top-k files are named after the step and the monitored value, e.g.
 ``step=000012288-val_sharpe=1.2345.ckpt``; a file that falls out of the top k is deleted
 (by rank 0 only). A NaN or infinite value never enters the top k. The best list is part
@@ -53,6 +56,7 @@ class CheckpointHook(Hook):
         self.best: list[dict[str, Any]] = []  # {"path", "score", "global_step"}, best first
         self.cycles_seen = 0
         self.last_path: Path | None = None
+        self._saved: tuple[str, int] | None = None  # (path, global_step) of the latest save seen
         self.run: Any = None
 
     # -- events ---------------------------------------------------------------------------------
@@ -70,11 +74,19 @@ class CheckpointHook(Hook):
         if self.save_last and self.every_n_cycles > 0 and self.cycles_seen % self.every_n_cycles == 0:
             self._save_last()
 
+    def on_checkpoint_saved(self, info: dict) -> None:
+        self._saved = (str(info.get("path")), int(info.get("global_step", -1)))
+
     def on_training_end(self, summary: dict) -> None:
         if self.save_last and self.run is not None:
-            self._save_last()
+            last = self.dirpath / "last.ckpt"
+            # The engine may already have written last.ckpt at this very step: don't write it twice.
+            if self._saved != (str(last), int(self.run.global_step)):
+                self._save_last()
+            elif self.last_path is None:
+                self.last_path = last
             if isinstance(summary, dict):
-                summary.setdefault("last_checkpoint", str(self.last_path))
+                summary.setdefault("last_checkpoint", str(self.last_path) if self.last_path else None)
                 if self.best:
                     summary.setdefault("best_checkpoint", self.best[0]["path"])
                     summary.setdefault("best_score", self.best[0]["score"])
@@ -85,7 +97,9 @@ class CheckpointHook(Hook):
         return self.best[0]["path"] if self.best else None
 
     def _save_last(self) -> None:
-        self.last_path = Path(self.run.save_checkpoint(self.dirpath / "last.ckpt"))
+        saved = self.run.save_checkpoint(self.dirpath / "last.ckpt")  # None: refused (non-finite model)
+        if saved is not None:
+            self.last_path = Path(saved)
 
     def _consider_top_k(self, value: float | None, step: int) -> None:
         if value is None or not math.isfinite(value):
@@ -99,12 +113,13 @@ class CheckpointHook(Hook):
         self.best.sort(key=lambda e: e["score"], reverse=self.mode == "max")  # stable: earlier wins ties
         evicted = self.best[self.save_top_k:] if self.save_top_k != -1 else []
         del self.best[len(self.best) - len(evicted):]
-        if any(e["path"] == str(path) for e in self.best):
-            self.run.save_checkpoint(path)
+        if self.run.save_checkpoint(path) is None:  # refused (non-finite model): keep the old list
+            self.best = [e for e in self.best if e["path"] != str(path)] + evicted
+            self.best.sort(key=lambda e: e["score"], reverse=self.mode == "max")
+            return
         if getattr(self.run, "is_global_zero", True):
             for e in evicted:
-                if e["path"] != str(path):
-                    Path(e["path"]).unlink(missing_ok=True)
+                Path(e["path"]).unlink(missing_ok=True)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -127,11 +127,13 @@ def make_loggers(
     run_name: str,
     hparams: Mapping[str, Any],
     *,
-    wandb_online: bool = False,
-    wandb_project: str = "fxai",
+    online: bool = False,
+    project: str = "fxai",
     is_global_zero: bool = True,
 ) -> list[Logger]:
     """Loggers for ``kinds`` (any of "csv", "tensorboard", "wandb"), each with ``hparams`` logged.
+
+    ``online``: let W&B upload (default offline); ``project``: the W&B project.
 
     Files go under ``<out_dir>/logs/csv/<run_name>/version_<n>`` (CSV; a resumed run gets the next
     version instead of overwriting), ``<out_dir>/logs/tensorboard/<run_name>/version_<n>`` and
@@ -152,7 +154,7 @@ def make_loggers(
         else:
             if not is_global_zero:
                 continue
-            logger = WandbLogger(out_dir, run_name, wandb_project, wandb_online, config=flat)
+            logger = WandbLogger(out_dir, run_name, project, online, config=flat)
         if is_global_zero:
             logger.log_hyperparams(flat)
         loggers.append(logger)

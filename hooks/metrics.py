@@ -12,8 +12,9 @@ totals). Once per cycle it adds to the metrics dict:
   ``episode/count``.
 
 Nothing is added before the first episode ends, so no NaN reaches the loggers. The hook's
-values replace any key of the same name already in the dict. Statistics are per rank
-(no cross-process reduction).
+hook never overwrites a key already in the dict: the engine's own ``episode/return_mean``,
+``episode/length_mean`` and ``episode/count`` are reduced across ranks and win, because a
+monitored metric must be identical on every rank. The hook's statistics are per rank.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class MetricsHook(Hook):
                 self._components.setdefault(name, deque(maxlen=self.window)).append(v)
 
     def on_metrics_computed(self, metrics: dict) -> None:
-        metrics.update(self.compute())
+        for key, value in self.compute().items():
+            metrics.setdefault(key, value)
 
     # -- values ---------------------------------------------------------------------------------
     def compute(self) -> dict[str, float]:

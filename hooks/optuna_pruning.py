@@ -1,7 +1,8 @@
 """OptunaHook: report a monitored metric to an Optuna trial and stop the run when the trial is pruned.
 
 The metric is reported at every cycle whose metrics dict holds it (with the global step
-as Optuna's step, so trials are compared at equal amounts of experience). When
+as Optuna's step, so trials are compared at equal amounts of experience); NaN values are
+not reported (a pruner would prune on them). When
 ``trial.should_prune()`` says so, the hook requests a stop and sets ``pruned``; the tuning
 loop then raises ``optuna.TrialPruned``.
 """
@@ -39,11 +40,13 @@ class OptunaHook(Hook):
         value = to_float(metrics[self.monitor])
         if value is None:
             raise ValueError(f"OptunaHook: metric {self.monitor!r} is not a number: {metrics[self.monitor]!r}")
+        if math.isnan(value):  # e.g. no episode finished yet; a NaN report would make pruners prune
+            return None
         step = int(self.run.global_step) if self.run is not None else self.reports
         self.trial.report(value, step)
         self.reports += 1
         self.last_value = value
-        if not math.isnan(value) and (self.best_value is None or better(value, self.best_value, self.mode)):
+        if self.best_value is None or better(value, self.best_value, self.mode):
             self.best_value = value
         if self.trial.should_prune():
             self.pruned = True
