@@ -1,0 +1,421 @@
+"""Backtests: run a policy over a whole data split, compare it with baselines, write a report.
+
+``run_backtest(policy_fn, env)`` drives a 1-env torch vector env (the ``envs.make_fx_eval_env``
+contract: ``reset() -> (obs, info)``, ``step(actions) -> (obs, reward, terminated, truncated,
+info)`` with info tensors ``time``, ``equity``, ``position``, ``close`` and ``reward/<name>``)
+until the episode ends and records a :class:`Trajectory`. ``backtest_report`` runs the policy
+and three baselines (flat, buy-and-hold, momentum) on fresh envs over the same split and
+writes ``report.json`` plus three PNGs.
+
+CLI: ``python -m engine.backtest --ckpt runs/x/checkpoints/last.ckpt --split test``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from engine import report
+
+PolicyFn = Callable[[Any, Mapping[str, Any]], torch.Tensor]
+"""``policy_fn(obs, info) -> actions`` ([1] level indices for Discrete, [1, 1] targets for Box)."""
+
+DEFAULT_POSITION_LEVELS: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
+COST_INFO_KEYS: tuple[str, ...] = ("costs", "cost", "transaction_cost")
+"""Info keys read (first one present) as the money cost paid on a step."""
+RAW_COST_KEY = "reward_raw/transaction_cost"
+"""Otherwise the cost is ``-info[RAW_COST_KEY] x E0`` (the FX env reports -cost / initial equity there)."""
+
+
+@dataclass
+class Trajectory:
+    """One backtest, one row per env step (numpy arrays of length ``n_steps``).
+
+    ``position[t]``/``equity[t]`` are the position held and the equity *after* step t
+    (``equity[t] / equity[t-1]`` is what holding ``position[t]`` over step t earned, costs
+    included). The state before the first step is kept apart in ``initial_*``.
+    """
+
+    time: np.ndarray
+    """Bar time of each step's info, int64 ns since the epoch (UTC)."""
+    close: np.ndarray
+    """Close price reported with each step."""
+    equity: np.ndarray
+    """Account equity after each step, in account currency."""
+    position: np.ndarray
+    """Position held after each step as a fraction of the env's ``max_position`` (1.0 = full long)."""
+    reward: np.ndarray
+    """Reward of each step."""
+    costs: np.ndarray
+    """Money cost (spread + commission + slippage) paid on each step, in account currency;
+    zeros when the env reports none (see ``COST_INFO_KEYS``)."""
+    action: np.ndarray
+    """Action sent on each step (level index or target), shape [n_steps, ...]."""
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-step reward components, keyed by name without the ``reward/`` prefix."""
+    initial_equity: float = math.nan
+    """Equity before the first step."""
+    initial_time: int | None = None
+    """Bar time at reset (int64 ns), when the env reported it."""
+    initial_close: float | None = None
+    """Close at reset, when the env reported it."""
+    terminated: bool = False
+    """True when the episode ended by termination (e.g. margin call) rather than the end of the split."""
+
+    def __len__(self) -> int:
+        return int(self.equity.shape[0])
+
+    @property
+    def equity_curve(self) -> np.ndarray:
+        """``n_steps + 1`` equity values: the initial equity, then after each step."""
+        return np.concatenate([[self.initial_equity], self.equity])
+
+    @property
+    def curve_time(self) -> np.ndarray:
+        """Times matching :attr:`equity_curve` (int64 ns); the reset time is extrapolated if unknown."""
+        if self.initial_time is not None:
+            first = self.initial_time
+        elif len(self) > 1:
+            first = int(self.time[0] - (self.time[1] - self.time[0]))
+        else:
+            first = int(self.time[0]) - 1 if len(self) else 0
+        return np.concatenate([[first], self.time]).astype(np.int64)
+
+    @property
+    def curve_position(self) -> np.ndarray:
+        """Positions matching :attr:`equity_curve`: flat before the first step."""
+        return np.concatenate([[0.0], self.position])
+
+    @property
+    def curve_close(self) -> np.ndarray:
+        """Closes matching :attr:`equity_curve` (the first close repeated if the reset close is unknown)."""
+        first = self.initial_close if self.initial_close is not None else (self.close[0] if len(self) else math.nan)
+        return np.concatenate([[first], self.close])
+
+
+def _scalar(x: Any) -> float:
+    if isinstance(x, torch.Tensor):
+        return float(x.detach().reshape(-1)[0].item())
+    return float(np.asarray(x).reshape(-1)[0])
+
+
+def _info_value(info: Mapping[str, Any], key: str) -> float | None:
+    return _scalar(info[key]) if key in info else None
+
+
+def _env_cfg_value(env: Any, name: str) -> Any:
+    """``env.<name>``, else ``env.cfg.<name>``, else None."""
+    value = getattr(env, name, None)
+    if value is None:
+        value = getattr(getattr(env, "cfg", None), name, None)
+    return value
+
+
+def position_scale(env: Any) -> float:
+    """Units of one full position: ``max_position`` of the env (or its cfg), else 1.0."""
+    scale = _env_cfg_value(env, "max_position")
+    return float(scale) if scale else 1.0
+
+
+def run_backtest(policy_fn: PolicyFn, env: Any, max_steps: int | None = None) -> Trajectory:
+    """Run ``policy_fn`` on the 1-env vector ``env`` from ``reset()`` until the episode ends.
+
+    ``policy_fn(obs, info)`` gets the latest observation and info (the reset info first) and
+    returns the actions tensor for ``env.step``. Runs without gradients. ``max_steps`` stops
+    early (for tests and previews).
+    """
+    scale = position_scale(env)
+    e0 = _env_cfg_value(env, "initial_equity")
+    obs, info = env.reset()
+    initial_equity = _info_value(info, "equity")
+    initial_time = _info_value(info, "time")
+    initial_close = _info_value(info, "close")
+    rows: dict[str, list] = {k: [] for k in ("time", "close", "equity", "position", "reward", "costs", "action")}
+    components: dict[str, list[float]] = {}
+    terminated = False
+    step = 0
+    with torch.no_grad():
+        while max_steps is None or step < max_steps:
+            action = policy_fn(obs, info)
+            obs, reward, term, trunc, info = env.step(action)
+            step += 1
+            for key in ("equity", "position", "close"):
+                if key not in info:
+                    raise KeyError(f"env step info has no {key!r} entry (got {sorted(info)}); "
+                                   f"run_backtest needs time, equity, position and close")
+            rows["time"].append(int(info["time"].reshape(-1)[0]) if "time" in info else step)
+            rows["close"].append(_scalar(info["close"]))
+            rows["equity"].append(_scalar(info["equity"]))
+            rows["position"].append(_scalar(info["position"]) / scale)
+            rows["reward"].append(_scalar(reward))
+            cost_key = next((k for k in COST_INFO_KEYS if k in info), None)
+            if cost_key is not None:
+                rows["costs"].append(_scalar(info[cost_key]))
+            elif RAW_COST_KEY in info:
+                rows["costs"].append(-_scalar(info[RAW_COST_KEY]) * (e0 if e0 is not None else initial_equity or 0.0))
+            else:
+                rows["costs"].append(0.0)
+            rows["action"].append(np.asarray(action.detach().cpu() if isinstance(action, torch.Tensor) else action)
+                                  .reshape(-1))
+            for key, value in info.items():
+                if key.startswith("reward/"):
+                    components.setdefault(key[len("reward/"):], [0.0] * (step - 1)).append(_scalar(value))
+            for values in components.values():  # a component missing on some step counts as 0
+                values.extend([0.0] * (step - len(values)))
+            if bool(_scalar(term)) or bool(_scalar(trunc)):
+                terminated = bool(_scalar(term))
+                break
+    if step == 0:
+        raise ValueError("backtest ran no steps (max_steps=0?)")
+    equity = np.asarray(rows["equity"], dtype=np.float64)
+    if initial_equity is None:
+        # the env did not report it at reset: fall back to the first step's equity (first step's P&L is lost)
+        initial_equity = float(equity[0])
+    return Trajectory(
+        time=np.asarray(rows["time"], dtype=np.int64),
+        close=np.asarray(rows["close"], dtype=np.float64),
+        equity=equity,
+        position=np.asarray(rows["position"], dtype=np.float64),
+        reward=np.asarray(rows["reward"], dtype=np.float64),
+        costs=np.asarray(rows["costs"], dtype=np.float64),
+        action=np.stack(rows["action"]),
+        components={k: np.asarray(v, dtype=np.float64) for k, v in components.items()},
+        initial_equity=float(initial_equity),
+        initial_time=int(initial_time) if initial_time is not None else None,
+        initial_close=initial_close,
+        terminated=terminated,
+    )
+
+
+# ------------------------------------------------------------------------------- baselines
+
+
+def _single_action_space(env: Any) -> gym.Space:
+    space = getattr(env, "single_action_space", None) or getattr(env, "action_space", None)
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.size == 1:  # batched Discrete of 1 env
+        space = gym.spaces.Discrete(int(space.nvec.reshape(-1)[0]))
+    if space is None:
+        raise TypeError(f"{type(env).__name__} has neither single_action_space nor action_space")
+    return space
+
+
+def position_levels(env: Any) -> tuple[float, ...]:
+    """The env's discrete target levels (``env.position_levels`` or ``env.cfg.position_levels``), else the default five."""
+    levels = _env_cfg_value(env, "position_levels")
+    return tuple(float(x) for x in levels) if levels is not None else DEFAULT_POSITION_LEVELS
+
+
+def target_to_action(target: float, env: Any) -> torch.Tensor:
+    """The action for a target position in [-1, 1]: nearest level index ([1] int64) or the target ([1, 1])."""
+    space = _single_action_space(env)
+    device = getattr(env, "device", "cpu")
+    if isinstance(space, gym.spaces.Discrete):
+        levels = np.asarray(position_levels(env))
+        if levels.size != space.n:
+            raise ValueError(f"env action space is Discrete({space.n}) but its position levels are {tuple(levels)}; "
+                             f"expose env.position_levels")
+        return torch.tensor([int(np.argmin(np.abs(levels - target)))], dtype=torch.int64, device=device)
+    if isinstance(space, gym.spaces.Box):
+        low, high = float(np.min(space.low)), float(np.max(space.high))
+        return torch.tensor([[min(max(target, low), high)]], dtype=torch.float32, device=device)
+    raise TypeError(f"baselines support Discrete or Box action spaces, got {space!r}")
+
+
+class ConstantTarget:
+    """Baseline that always targets the same position (0 = flat, 1 = buy and hold)."""
+
+    def __init__(self, env: Any, target: float) -> None:
+        self.action = target_to_action(target, env)
+
+    def __call__(self, obs: Any, info: Mapping[str, Any]) -> torch.Tensor:
+        return self.action
+
+
+class Momentum:
+    """Time-series momentum: long if the close rose over the last ``lookback`` closes, short if it fell.
+
+    Uses only closes already reported in ``info["close"]`` (the reset close first); flat until
+    ``lookback + 1`` closes are known or when the price is unchanged.
+    """
+
+    def __init__(self, env: Any, lookback: int = 20) -> None:
+        if lookback < 1:
+            raise ValueError(f"momentum lookback must be >= 1, got {lookback}")
+        self.lookback = lookback
+        self.closes: list[float] = []
+        self.actions = {t: target_to_action(t, env) for t in (-1.0, 0.0, 1.0)}
+
+    def __call__(self, obs: Any, info: Mapping[str, Any]) -> torch.Tensor:
+        if "close" in info:
+            self.closes.append(_scalar(info["close"]))
+        if len(self.closes) <= self.lookback:
+            return self.actions[0.0]
+        change = self.closes[-1] - self.closes[-1 - self.lookback]
+        return self.actions[float(np.sign(change))]
+
+
+def make_baselines(env: Any, momentum_lookback: int = 20) -> dict[str, PolicyFn]:
+    """Fresh baseline policies for ``env`` (momentum keeps state: one instance per backtest)."""
+    return {
+        "flat": ConstantTarget(env, 0.0),
+        "buy_and_hold": ConstantTarget(env, 1.0),
+        "momentum": Momentum(env, momentum_lookback),
+    }
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def _json_safe(x: Any) -> Any:
+    """Non-finite floats become None so report.json is strict JSON."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _iso(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
+
+
+def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir: str | os.PathLike,
+                    periods_per_year: float | None = None, split: str | None = None,
+                    momentum_lookback: int = 20, label: str = "policy") -> dict[str, Any]:
+    """Backtest ``policy_fn`` and the baselines on fresh envs from ``env_factory``; write the report.
+
+    Writes into ``out_dir``: ``report.json`` (``{"split", "metrics", "baselines": {"flat",
+    "buy_and_hold", "momentum"}, "bars", "start", "end", "periods_per_year"}``; non-finite
+    metrics such as an infinite profit factor are written as null), ``equity_drawdown.png``,
+    ``positions.png`` and ``trade_returns.png``. Returns the dict as written.
+    ``periods_per_year`` defaults to :func:`engine.report.infer_periods_per_year` of the bar
+    times; ``split`` defaults to ``env.split`` when the env has it.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = env_factory()
+    split = split if split is not None else getattr(env, "split", None)
+    traj = run_backtest(policy_fn, env)
+    baselines: dict[str, Trajectory] = {}
+    for name in ("flat", "buy_and_hold", "momentum"):
+        b_env = env_factory()
+        baselines[name] = run_backtest(make_baselines(b_env, momentum_lookback)[name], b_env)
+        if len(baselines[name]) != len(traj) and not (traj.terminated or baselines[name].terminated):
+            raise RuntimeError(f"baseline {name} ran {len(baselines[name])} steps but the policy ran {len(traj)}: "
+                               f"env_factory must return envs over the same split")
+    times = traj.curve_time
+    if periods_per_year is None:
+        periods_per_year = report.infer_periods_per_year(times)
+    result: dict[str, Any] = {
+        "split": split,
+        "metrics": report.compute_metrics(traj, periods_per_year),
+        "baselines": {name: report.compute_metrics(t, periods_per_year) for name, t in baselines.items()},
+        "bars": len(traj),
+        "start": _iso(times[0]),
+        "end": _iso(times[-1]),
+        "periods_per_year": float(periods_per_year),
+        "terminated_early": traj.terminated,
+    }
+    result = _json_safe(result)
+    with open(out / "report.json", "w") as fh:
+        json.dump(result, fh, indent=2)
+
+    where = f" ({split} split)" if split else ""
+    n = len(traj) + 1
+    curves = {label: traj.equity_curve}
+    for name, t in baselines.items():
+        curve = t.equity_curve
+        if curve.size < n:  # a baseline that was liquidated early stays at its last equity
+            curve = np.concatenate([curve, np.full(n - curve.size, curve[-1])])
+        curves[name.replace("_", " ")] = curve[:n]
+    report.plot_equity_drawdown(curves, out / "equity_drawdown.png", times=times,
+                                title=f"Equity and drawdown{where}")
+    report.plot_positions(traj.curve_close, traj.curve_position, out / "positions.png", times=times,
+                          title=f"{label.capitalize()} positions over price{where}")
+    report.plot_trade_returns(report.trade_returns(traj.position, traj.equity_curve), out / "trade_returns.png",
+                              title=f"{label.capitalize()} trade returns{where}")
+    return result
+
+
+def format_summary(result: Mapping[str, Any]) -> str:
+    """A small text table of the main metrics: policy vs baselines."""
+    cols = {"policy": result["metrics"], **result["baselines"]}
+    rows = [("total_return", "{:+.2%}"), ("sharpe", "{:.2f}"), ("max_drawdown", "{:.2%}"),
+            ("win_rate", "{:.1%}"), ("profit_factor", "{:.2f}"), ("n_trades", "{:d}"), ("exposure", "{:.1%}")]
+    lines = [f"{'':15s}" + "".join(f"{c:>14s}" for c in cols)]
+    for key, fmt in rows:
+        cells = []
+        for m in cols.values():
+            v = m.get(key)
+            cells.append(f"{'n/a' if v is None else fmt.format(v):>14s}")
+        lines.append(f"{key:15s}" + "".join(cells))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------- CLI
+
+
+@dataclass
+class BacktestArgs:
+    """Backtest a trained checkpoint against flat, buy-and-hold and momentum baselines."""
+
+    ckpt: Path
+    """Checkpoint file written by training."""
+    data: str | None = None
+    """CSV/Parquet bars to backtest on instead of the checkpoint's --fx.data."""
+    split: Literal["val", "test"] = "test"
+    """Which split of the data to run over."""
+    out_dir: Path | None = None
+    """Where report.json and the PNGs go (default: backtest-<split>/ next to the checkpoint)."""
+    periods_per_year: float | None = None
+    """Bars per year for annualising (default: inferred from the bar times)."""
+    momentum_lookback: int = 20
+    """Bars of price history the momentum baseline looks back over."""
+    device: str = "cpu"
+    """Torch device for the policy and env."""
+
+
+def main(args: BacktestArgs) -> dict[str, Any]:
+    """Load the checkpoint's policy and config, build the eval env and write the report."""
+    from engine.loop import load_policy
+    from envs import make_fx_eval_env
+
+    if not Path(args.ckpt).is_file():
+        raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
+    if args.data is not None and not Path(args.data).is_file():
+        raise FileNotFoundError(f"--data: data file {args.data} does not exist")
+    if args.momentum_lookback < 1:
+        raise ValueError(f"--momentum-lookback must be >= 1, got {args.momentum_lookback}")
+    if args.periods_per_year is not None and not args.periods_per_year > 0:
+        raise ValueError(f"--periods-per-year must be > 0, got {args.periods_per_year}")
+    cfg, policy = load_policy(args.ckpt, device=args.device)
+    fx = cfg.fx if args.data is None else dataclasses.replace(cfg.fx, data=args.data)
+    out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{args.split}"
+
+    def env_factory() -> Any:
+        return make_fx_eval_env(fx, split=args.split, seed=0, device=args.device)
+
+    result = backtest_report(lambda obs, info: policy(obs), env_factory, out_dir,
+                             periods_per_year=args.periods_per_year, split=args.split,
+                             momentum_lookback=args.momentum_lookback)
+    print(format_summary(result))
+    print(f"report written to {out_dir}")
+    return result
+
+
+if __name__ == "__main__":
+    import tyro
+
+    main(tyro.cli(BacktestArgs))

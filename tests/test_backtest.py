@@ -1,0 +1,237 @@
+"""Backtests on a tiny fake env that implements the eval-env contract; baselines, report files, CLI wiring."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from algos.distributions import deterministic_action
+from algos.transformer import MultiBranchTransformer, TransformerConfig
+from engine import backtest, report
+from engine.backtest import BacktestArgs, Momentum, backtest_report, make_baselines, run_backtest, target_to_action
+
+HOUR_NS = 3600 * 10**9
+MONDAY_NS = int(np.datetime64("2024-01-01T00:00", "ns").astype(np.int64))
+
+
+class FakeFxEnv:
+    """1-env torch vector env over ``closes``: the target fills at once, cost = rate x |change| x equity,
+    then the position earns ``position x equity x close return`` over the next bar. Positions are
+    reported in units (``max_position`` per full position) like the real env."""
+
+    def __init__(self, closes, discrete: bool = True, levels=None, cost_rate: float = 0.0,
+                 equity0: float = 1000.0, max_position: float = 100.0, bar_ns: int = HOUR_NS) -> None:
+        self.closes = np.asarray(closes, dtype=np.float64)
+        self.times = MONDAY_NS + np.arange(self.closes.size, dtype=np.int64) * bar_ns
+        self._levels = levels
+        if levels is not None:
+            self.position_levels = tuple(levels)
+        n = len(levels) if levels is not None else 5
+        self.single_action_space = gym.spaces.Discrete(n) if discrete else gym.spaces.Box(-1, 1, (1,), np.float32)
+        self.action_space = gym.spaces.MultiDiscrete([n]) if discrete else gym.spaces.Box(-1, 1, (1, 1), np.float32)
+        box = lambda shape: gym.spaces.Box(-np.inf, np.inf, shape, np.float32)  # noqa: E731
+        self.single_observation_space = gym.spaces.Dict({"high_freq": box((4, 1)), "portfolio": box((2,))})
+        self.cost_rate, self.equity0, self.max_position = cost_rate, equity0, max_position
+        self.split = "test"
+        self.device = torch.device("cpu")
+
+    def _obs(self) -> dict[str, torch.Tensor]:
+        window = self.closes[max(0, self.t - 3): self.t + 1]
+        window = np.r_[np.full(4 - window.size, window[0]), window]
+        hf = torch.tensor(np.log(window / window[-1]), dtype=torch.float32).reshape(1, 4, 1)
+        pf = torch.tensor([[self.pos, self.equity / self.equity0 - 1]], dtype=torch.float32)
+        return {"high_freq": hf, "portfolio": pf}
+
+    def _info(self) -> dict[str, torch.Tensor]:
+        f = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+        return {"time": torch.tensor([self.times[self.t]]), "equity": f(self.equity),
+                "position": f(self.pos * self.max_position), "close": f(self.closes[self.t])}
+
+    def reset(self, seed: int | None = None):
+        self.t, self.pos, self.equity = 0, 0.0, self.equity0
+        return self._obs(), self._info()
+
+    def step(self, actions: torch.Tensor):
+        if isinstance(self.single_action_space, gym.spaces.Discrete):
+            levels = self._levels or backtest.DEFAULT_POSITION_LEVELS
+            assert actions.shape == (1,) and actions.dtype == torch.int64
+            target = levels[int(actions[0])]
+        else:
+            assert actions.shape == (1, 1)
+            target = float(actions[0, 0].clamp(-1, 1))
+        cost = self.cost_rate * abs(target - self.pos) * self.equity
+        self.equity -= cost
+        self.pos = target
+        self.t += 1
+        pnl = self.pos * self.equity * (self.closes[self.t] / self.closes[self.t - 1] - 1)
+        self.equity += pnl
+        info = self._info()
+        info["reward_raw/transaction_cost"] = torch.tensor([-cost / self.equity0], dtype=torch.float64)
+        info["reward/pnl"] = torch.tensor([100 * pnl / self.equity0])
+        info["reward/transaction_cost"] = torch.tensor([-100 * cost / self.equity0])
+        reward = info["reward/pnl"] + info["reward/transaction_cost"]
+        truncated = torch.tensor([self.t == self.closes.size - 1])
+        return self._obs(), reward.float(), torch.tensor([False]), truncated, info
+
+
+ZIGZAG = [1, 2, 3, 4, 3, 2, 1, 2, 3]
+
+
+def run_baseline(name: str, env: FakeFxEnv, lookback: int = 2) -> backtest.Trajectory:
+    return run_backtest(make_baselines(env, momentum_lookback=lookback)[name], env)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_baselines_produce_expected_positions(discrete: bool) -> None:
+    steps = len(ZIGZAG) - 1
+    assert run_baseline("flat", FakeFxEnv(ZIGZAG, discrete)).position.tolist() == [0.0] * steps
+    assert run_baseline("buy_and_hold", FakeFxEnv(ZIGZAG, discrete)).position.tolist() == [1.0] * steps
+    # decision before step j sees closes c_0..c_j: sign(c_j - c_{j-2}), flat until 3 closes are known
+    # c: 1 2 3 4 3 2 1 2 (3)  ->  -, -, 3-1, 4-2, 3-3, 2-4, 1-3, 2-2
+    expected = [0, 0, 1, 1, 0, -1, -1, 0]
+    assert run_baseline("momentum", FakeFxEnv(ZIGZAG, discrete)).position.tolist() == expected
+
+
+def test_target_to_action_levels() -> None:
+    assert target_to_action(1.0, FakeFxEnv(ZIGZAG)).tolist() == [4]
+    assert target_to_action(-1.0, FakeFxEnv(ZIGZAG)).tolist() == [0]
+    assert target_to_action(0.0, FakeFxEnv(ZIGZAG)).tolist() == [2]
+    assert target_to_action(1.0, FakeFxEnv(ZIGZAG, levels=(0.0, 1.0, -1.0))).tolist() == [1]
+    assert target_to_action(-1.0, FakeFxEnv(ZIGZAG, discrete=False)).tolist() == [[-1.0]]
+    three = FakeFxEnv(ZIGZAG)
+    three.single_action_space = gym.spaces.Discrete(3)
+    with pytest.raises(ValueError, match="Discrete\\(3\\)"):
+        target_to_action(1.0, three)
+    with pytest.raises(ValueError, match="lookback"):
+        Momentum(three, lookback=0)
+
+
+def test_trajectory_records_hand_computed_equity_and_costs() -> None:
+    # buy-and-hold, 0.1 % cost on the entry: 1000 -> 999 -> x1.1 = 1098.9 -> x0.9 = 989.01
+    traj = run_baseline("buy_and_hold", FakeFxEnv([100, 110, 99], cost_rate=0.001))
+    assert traj.initial_equity == 1000.0 and traj.initial_close == 100.0
+    np.testing.assert_allclose(traj.equity, [1098.9, 989.01])
+    np.testing.assert_allclose(traj.costs, [1.0, 0.0])
+    np.testing.assert_allclose(traj.equity_curve, [1000.0, 1098.9, 989.01])
+    assert traj.time.tolist() == [MONDAY_NS + HOUR_NS, MONDAY_NS + 2 * HOUR_NS]
+    assert traj.curve_time[0] == MONDAY_NS and traj.close.tolist() == [110.0, 99.0]
+    assert sorted(traj.components) == ["pnl", "transaction_cost"]
+    np.testing.assert_allclose(traj.components["transaction_cost"], [-0.1, 0.0])
+    np.testing.assert_allclose(traj.reward, traj.components["pnl"] + traj.components["transaction_cost"], rtol=1e-6)
+    assert traj.action.tolist() == [[4], [4]] and not traj.terminated
+    m = report.compute_metrics(traj, periods_per_year=252)
+    assert m["total_return"] == pytest.approx(-0.01099) and m["costs_paid"] == pytest.approx(1.0)
+    assert m["n_trades"] == 1 and m["exposure"] == 1.0
+    assert len(run_backtest(make_baselines(FakeFxEnv(ZIGZAG), 2)["flat"], FakeFxEnv(ZIGZAG), max_steps=3)) == 3
+
+
+def test_missing_info_key_is_a_clear_error() -> None:
+    env = FakeFxEnv(ZIGZAG)
+    real_step = env.step
+
+    def step(actions):
+        out = real_step(actions)
+        del out[4]["equity"]
+        return out
+
+    env.step = step
+    with pytest.raises(KeyError, match="'equity'"):
+        run_backtest(make_baselines(env)["flat"], env)
+
+
+def make_policy(env: FakeFxEnv):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, portfolio_hidden=16, head_hidden=16)
+    model = MultiBranchTransformer(env.single_observation_space, env.single_action_space, cfg).eval()
+    return lambda obs, info: deterministic_action(env.single_action_space, model(obs)[0])
+
+
+def test_backtest_report_files_and_contents(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    closes = 1.1 * np.exp(np.cumsum(rng.normal(0, 0.002, 120)))
+    factory = lambda: FakeFxEnv(closes, cost_rate=0.0)  # noqa: E731
+    result = backtest_report(make_policy(factory()), factory, tmp_path / "rep")
+    written = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert written == result
+    assert result["split"] == "test" and result["bars"] == 119
+    assert set(result["baselines"]) == {"flat", "buy_and_hold", "momentum"}
+    for metrics in (result["metrics"], *result["baselines"].values()):
+        assert list(metrics) == list(report.METRIC_KEYS)
+    assert result["start"] == "2024-01-01T00:00:00Z" and result["end"] == "2024-01-05T23:00:00Z"
+    assert result["periods_per_year"] == 252 * 24  # hourly bars, 24 a day
+    flat = result["baselines"]["flat"]
+    assert flat["total_return"] == 0.0 and flat["sharpe"] == 0.0 and flat["n_trades"] == 0
+    assert flat["profit_factor"] == 0.0 and flat["max_drawdown"] == 0.0
+    bh = result["baselines"]["buy_and_hold"]
+    assert bh["total_return"] == pytest.approx(closes[-1] / closes[0] - 1)  # no costs: equity tracks price
+    assert bh["exposure"] == 1.0 and bh["n_trades"] == 1
+    assert bh["max_drawdown"] == pytest.approx(report.max_drawdown(closes))
+    for name in ("equity_drawdown.png", "positions.png", "trade_returns.png"):
+        data = (tmp_path / "rep" / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+
+
+def test_report_json_is_strict_for_infinite_metrics(tmp_path: Path) -> None:
+    closes = np.linspace(1.0, 1.1, 30)  # only rises: buy-and-hold has wins and no losses
+    factory = lambda: FakeFxEnv(closes)  # noqa: E731
+    result = backtest_report(make_baselines(factory())["buy_and_hold"], factory, tmp_path, periods_per_year=1000)
+    assert result["metrics"]["profit_factor"] is None  # inf is written as null
+    assert result["metrics"]["sortino"] is None
+    text = (tmp_path / "report.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert result["periods_per_year"] == 1000
+
+
+@dataclasses.dataclass
+class FakeFx:
+    data: str | None = None
+
+
+def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` up to the lead's boundary: load_policy + make_fx_eval_env faked, --data overrides cfg.fx.data."""
+    import tyro
+
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"x")
+    data = tmp_path / "bars.csv"
+    data.write_text("time,close\n")
+    made: list[tuple] = []
+    closes = np.linspace(1.0, 1.05, 40)
+
+    def fake_load_policy(path, device="cpu"):
+        assert Path(path) == ckpt
+        return types.SimpleNamespace(fx=FakeFx()), lambda obs: torch.tensor([4])
+
+    def fake_make_env(fx, split="val", seed=0, device="cpu"):
+        made.append((fx.data, split, seed))
+        return FakeFxEnv(closes)
+
+    loop_mod = sys.modules.get("engine.loop") or types.ModuleType("engine.loop")
+    monkeypatch.setitem(sys.modules, "engine.loop", loop_mod)
+    monkeypatch.setattr(loop_mod, "load_policy", fake_load_policy, raising=False)
+    import envs
+
+    monkeypatch.setattr(envs, "make_fx_eval_env", fake_make_env, raising=False)
+    args = tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--data", str(data), "--split", "val"])
+    assert args.out_dir is None and args.momentum_lookback == 20
+    result = backtest.main(args)
+    assert made == [(str(data), "val", 0)] * 4  # policy + three baselines, all on the overridden data
+    assert result["split"] == "val"
+    assert result["metrics"]["total_return"] == pytest.approx(0.05)  # always long (level 4) on a 5 % rise
+    assert (tmp_path / "backtest-val" / "report.json").is_file()
+    with pytest.raises(FileNotFoundError, match="--ckpt"):
+        backtest.main(BacktestArgs(ckpt=tmp_path / "missing.ckpt"))
+    with pytest.raises(FileNotFoundError, match="--data"):
+        backtest.main(BacktestArgs(ckpt=ckpt, data=str(tmp_path / "nope.csv")))
+    with pytest.raises(SystemExit):
+        tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--split", "train"])
+    assert math.isfinite(result["metrics"]["sharpe"])
