@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m engine.tune",
         description="Optuna search over PPO hyper-parameters; unknown flags are passed to the trainer.",
+        allow_abbrev=False,  # a trainer flag must never be taken for an abbreviation of one of ours
     )
     p.add_argument("--n-trials", type=int, default=8, help="trials to run in this call (default 8)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out-dir>/study.db)")
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None,
                    help="objective metric (default: val/sharpe for fx presets, else episode/return_mean)")
     p.add_argument("--direction", default="maximize", choices=("maximize", "minimize"))
-    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (--seed goes to the trainer)")
     return p
 
 
@@ -259,7 +260,7 @@ def tune(
     metric = args.metric or default_metric(args.preset)
     study = open_study(
         args.study_name, args.storage or default_storage(out_dir), args.direction,
-        make_pruner(args.pruner, args.n_startup_trials), args.seed,
+        make_pruner(args.pruner, args.n_startup_trials), args.sampler_seed,
     )
     objective = make_objective(
         base_args=trainer_args(args, extra), out_dir=out_dir, metric=metric, direction=args.direction,
