@@ -181,9 +181,10 @@ def _load_text(path: Path, name: str) -> Bars:
         columns = _match_columns(fields, name)
         frame = _read_csv(path, name, sep, skip=first_line, n_fields=len(fields),
                           text_cols=[i for i in (columns["time"], columns["date"], columns["clock"])
-                                     if i is not None])
+                                     if i is not None], first_line=first_line)
         frame.columns = fields
-        where = _Where(name, _data_lines(frame, first_line + 1))
+        frame, lines = _drop_blank(frame, first_line + 1)
+        where = _Where(name, lines)
         return _build(frame, columns, _time_from_columns(frame, columns, fields, where), where)
 
     n = len(fields)
@@ -196,34 +197,41 @@ def _load_text(path: Path, name: str) -> Bars:
                               f"{', '.join(lead + list(PRICE_COLUMNS))}[, volume]", row=1, line=first_line)
     names = lead + list(PRICE_COLUMNS) + (["volume"] if n > need else [])
     names += [f"extra_{i}" for i in range(len(names), n)]
-    frame = _read_csv(path, name, sep, skip=first_line - 1, n_fields=n, text_cols=list(range(len(lead))))
+    frame = _read_csv(path, name, sep, skip=first_line - 1, n_fields=n, text_cols=list(range(len(lead))),
+                      first_line=first_line)
     frame.columns = names
-    where = _Where(name, _data_lines(frame, first_line))
+    frame, lines = _drop_blank(frame, first_line)
+    where = _Where(name, lines)
     columns: dict[str, int | None] = {c: names.index(c) if c in names else None
                                       for c in list(PRICE_COLUMNS) + ["volume"]}
     columns.update(time=None if split_time else 0, date=0 if split_time else None, clock=1 if split_time else None)
     return _build(frame, columns, _time_from_columns(frame, columns, names, where), where)
 
 
-def _read_csv(path: Path, name: str, sep: str, skip: int, n_fields: int, text_cols: list[int]) -> pd.DataFrame:
-    """Read the data lines after ``skip`` lines with positional column names (blank lines kept)."""
+def _read_csv(path: Path, name: str, sep: str, skip: int, n_fields: int, text_cols: list[int],
+              first_line: int) -> pd.DataFrame:
+    """Read the data lines after ``skip`` lines, columns numbered 0.. (blank lines kept as NaN rows)."""
     try:
-        return pd.read_csv(path, sep=sep, header=None, skiprows=skip, names=list(range(n_fields)),
-                           dtype={i: str for i in text_cols}, skip_blank_lines=False,
-                           skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+        frame = pd.read_csv(path, sep=sep, header=None, skiprows=skip, dtype={i: str for i in text_cols},
+                            skip_blank_lines=False, skipinitialspace=True, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({i: pd.Series(dtype=str if i in text_cols else float) for i in range(n_fields)})
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(name, f"cannot parse as CSV: {exc}") from exc
+    if frame.shape[1] != n_fields:
+        raise DataError(name, f"data lines have {frame.shape[1]} fields but line {first_line} "
+                              f"has {n_fields}; every line needs the same number of {sep!r}-separated fields")
+    return frame
 
 
-def _data_lines(frame: pd.DataFrame, first_data_line: int) -> np.ndarray:
-    """Drop blank rows from ``frame`` (in place); return the file line of each kept row."""
+def _drop_blank(frame: pd.DataFrame, first_data_line: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` without blank rows, and the file line of each kept row."""
     blank = frame.isna().all(axis=1).to_numpy()
     lines = np.arange(first_data_line, first_data_line + len(frame))
     if blank.any():
-        frame.drop(index=frame.index[blank], inplace=True)
-        frame.reset_index(drop=True, inplace=True)
+        frame = frame.loc[~blank].reset_index(drop=True)
         lines = lines[~blank]
-    return lines
+    return frame, lines
 
 
 def _norm_name(name: str) -> str:
@@ -370,7 +378,7 @@ def _validate(time: np.ndarray, prices: dict[str, np.ndarray], volume: np.ndarra
         finite = np.isfinite(v)
         if not finite.all():
             pos = int(np.argmax(~finite))
-            what = "missing value" if np.isnan(v[pos]) else f"{c} {v[pos]} is not finite"
+            what = f"{c} is missing or NaN" if np.isnan(v[pos]) else f"{c} {v[pos]} is not finite"
             raise where.error(what, pos, c)
         if (v <= 0).any():
             pos = int(np.argmax(v <= 0))
