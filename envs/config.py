@@ -24,7 +24,7 @@ class FxEnvConfig:
     # --- market data -------------------------------------------------------------------------
     data: str | None = None
     """CSV/Parquet file of OHLCV bars; None generates a synthetic market."""
-    synthetic_kind: str = "regime"
+    synthetic_kind: str = "ou"
     """Synthetic market generator when ``data`` is None: gbm, ou, regime or randomwalk."""
     synthetic_n_bars: int = 60_000
     """Number of synthetic bars to generate."""
@@ -55,6 +55,8 @@ class FxEnvConfig:
     """Base bars per ``low_freq`` aggregate (only fully closed aggregates are observed)."""
     vol_window: int = 16
     """Base bars in the rolling realised-volatility feature (and the slippage volatility)."""
+    ma_window: int = 60
+    """Base bars in the moving average of the ``ma_gap`` feature (log close minus mean log close)."""
     obs_clip: float = 10.0
     """Observation features are clipped to [-obs_clip, obs_clip] (the Box bounds)."""
 
@@ -132,6 +134,8 @@ class FxEnvConfig:
                 bad(name, "must be >= 1")
         if self.vol_window < 2:
             bad("vol_window", "must be >= 2")
+        if self.ma_window < 1:
+            bad("ma_window", "must be >= 1")
         for name in ("train_frac", "val_frac", "test_frac"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(name, "must be in [0, 1]")
@@ -164,10 +168,14 @@ class FxEnvConfig:
 def first_valid_index(cfg: FxEnvConfig) -> int:
     """Smallest bar index t at which every window is filled with defined features.
 
-    Base features need ``vol_window`` earlier closes; an aggregate's return needs the previous
-    aggregate, so the oldest aggregate in a window must have index >= 1."""
-    t_high = cfg.window_high - 1 + cfg.vol_window
-    # newest closed aggregate at t is j = (t + 1) // k - 1; need j - W + 1 >= 1
-    t_med = (cfg.window_medium + 1) * cfg.agg_medium - 1
-    t_low = (cfg.window_low + 1) * cfg.agg_low - 1
-    return max(t_high, t_med, t_low)
+    The oldest base bar in the window needs ``vol_window`` earlier returns and ``ma_window``
+    closes; the oldest aggregate j0 needs a previous aggregate (j0 >= 1) and its last bar
+    (j0 + 1) * k - 1 needs ``ma_window`` closes. The newest closed aggregate at bar t is
+    (t + 1) // k - 1, so the oldest is (t + 1) // k - W."""
+    t_high = max(cfg.vol_window, cfg.ma_window - 1) + cfg.window_high - 1
+
+    def t_agg(k: int, w: int) -> int:
+        j0 = max(1, -(-cfg.ma_window // k) - 1)
+        return (j0 + w) * k - 1
+
+    return max(t_high, t_agg(cfg.agg_medium, cfg.window_medium), t_agg(cfg.agg_low, cfg.window_low))

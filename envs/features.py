@@ -6,11 +6,13 @@ split, and the window at bar t holds only blocks that are FULLY closed by t (the
 block ``(t + 1) // k - 1``). All features are computed once per split (numpy, float64), then
 kept as float32 tensors on the env's device so that an observation is one gather.
 
-Per-bar market features (``full`` mode, F = 8):
+Per-bar market features (``full`` mode, F = 9):
     log return, log(high/low) range, log(close/open) body, realised volatility
     (root mean square of the last ``vol_window`` log returns; for an aggregate, root of the
-    sum of its base bars' squared returns), sin/cos of time of day, sin/cos of time of week.
-The first four are standardised with a :class:`FeatureNorm` fitted on the TRAINING split
+    sum of its base bars' squared returns), moving-average gap (log close minus the mean log
+    close of the last ``ma_window`` base bars, taken at the bar's / block's last bar),
+    sin/cos of time of day, sin/cos of time of week.
+The first five are standardised with a :class:`FeatureNorm` fitted on the TRAINING split
 alone and carried to val/test. ``price`` mode (F = 2) is the raw close and its difference.
 """
 
@@ -24,10 +26,10 @@ import torch
 from envs.config import FxEnvConfig
 from envs.data import Bars
 
-MARKET_FEATURES = ("log_return", "range", "body", "realised_vol",
+MARKET_FEATURES = ("log_return", "range", "body", "realised_vol", "ma_gap",
                    "tod_sin", "tod_cos", "tow_sin", "tow_cos")
 PRICE_FEATURES = ("close", "close_diff")
-N_SCALED = 4  # the first four market features are standardised
+N_SCALED = 5  # the first five market features are standardised
 TIMEFRAMES = ("high_freq", "medium_freq", "low_freq")
 _DAY_NS = 86_400 * 10**9
 _WEEK_NS = 7 * _DAY_NS
@@ -55,8 +57,19 @@ def _log_returns(close: np.ndarray) -> np.ndarray:
     return r
 
 
-def base_features_raw(bars: Bars, vol_window: int) -> np.ndarray:
-    """[T, 8] unnormalised per-bar features (NaN where the lookback is not yet filled)."""
+def ma_gap(close: np.ndarray, window: int) -> np.ndarray:
+    """log close minus the mean log close of the last ``window`` bars (NaN before it is filled)."""
+    logc = np.log(close)
+    csum = np.concatenate([[0.0], np.cumsum(logc)])
+    out = np.full(logc.shape, np.nan)
+    if len(logc) >= window:
+        idx = np.arange(window - 1, len(logc))
+        out[idx] = logc[idx] - (csum[idx + 1] - csum[idx + 1 - window]) / window
+    return out
+
+
+def base_features_raw(bars: Bars, vol_window: int, ma_window: int = 60) -> np.ndarray:
+    """[T, 9] unnormalised per-bar features (NaN where the lookback is not yet filled)."""
     r = _log_returns(bars.close)
     sq = np.nan_to_num(r * r, nan=0.0)
     csum = np.concatenate([[0.0], np.cumsum(sq)])
@@ -67,12 +80,13 @@ def base_features_raw(bars: Bars, vol_window: int) -> np.ndarray:
         rv[idx] = np.sqrt((csum[idx + 1] - csum[idx + 1 - vol_window]) / vol_window)
     t_ns = bars.time.astype("datetime64[ns]").astype(np.int64)
     return np.concatenate([
-        np.stack([r, np.log(bars.high / bars.low), np.log(bars.close / bars.open), rv], axis=1),
+        np.stack([r, np.log(bars.high / bars.low), np.log(bars.close / bars.open), rv,
+                  ma_gap(bars.close, ma_window)], axis=1),
         _time_features(t_ns)], axis=1)
 
 
-def aggregate_features_raw(bars: Bars, k: int) -> np.ndarray:
-    """[T // k, 8] features of consecutive k-bar blocks (block j = bars j*k .. j*k+k-1)."""
+def aggregate_features_raw(bars: Bars, k: int, ma_window: int = 60) -> np.ndarray:
+    """[T // k, 9] features of consecutive k-bar blocks (block j = bars j*k .. j*k+k-1)."""
     m = len(bars) // k
     if m == 0:
         return np.zeros((0, len(MARKET_FEATURES)))
@@ -84,7 +98,8 @@ def aggregate_features_raw(bars: Bars, k: int) -> np.ndarray:
     base_r = _log_returns(bars.close)[sl].reshape(m, k)
     rv = np.sqrt(np.sum(base_r * base_r, axis=1))  # NaN for block 0 (its first return is undefined)
     t_last = bars.time.astype("datetime64[ns]").astype(np.int64)[sl].reshape(m, k)[:, -1]
-    return np.concatenate([np.stack([_log_returns(c), np.log(h / lo), np.log(c / o), rv], axis=1),
+    gap = ma_gap(bars.close, ma_window)[sl].reshape(m, k)[:, -1]
+    return np.concatenate([np.stack([_log_returns(c), np.log(h / lo), np.log(c / o), rv, gap], axis=1),
                            _time_features(t_last)], axis=1)
 
 
@@ -97,6 +112,13 @@ def price_features_raw(bars: Bars, k: int = 1) -> np.ndarray:
     return np.stack([c, d], axis=1)
 
 
+def market_features_raw(bars: Bars, cfg: FxEnvConfig) -> dict[str, np.ndarray]:
+    """Unnormalised feature tables of the three timeframes."""
+    return {"high_freq": base_features_raw(bars, cfg.vol_window, cfg.ma_window),
+            "medium_freq": aggregate_features_raw(bars, cfg.agg_medium, cfg.ma_window),
+            "low_freq": aggregate_features_raw(bars, cfg.agg_low, cfg.ma_window)}
+
+
 @dataclass
 class FeatureNorm:
     """Per-timeframe mean/std of the scaled market features, fitted on the training split."""
@@ -106,9 +128,7 @@ class FeatureNorm:
 
     @staticmethod
     def fit(bars: Bars, cfg: FxEnvConfig) -> "FeatureNorm":
-        raws = {"high_freq": base_features_raw(bars, cfg.vol_window),
-                "medium_freq": aggregate_features_raw(bars, cfg.agg_medium),
-                "low_freq": aggregate_features_raw(bars, cfg.agg_low)}
+        raws = market_features_raw(bars, cfg)
         mean, std = {}, {}
         for key, raw in raws.items():
             x = raw[:, :N_SCALED]
@@ -148,10 +168,7 @@ class WindowFeatures:
         else:
             if norm is None:
                 raise ValueError("full observation mode needs a FeatureNorm fitted on the training split")
-            raws = {"high_freq": base_features_raw(bars, cfg.vol_window),
-                    "medium_freq": aggregate_features_raw(bars, cfg.agg_medium),
-                    "low_freq": aggregate_features_raw(bars, cfg.agg_low)}
-            raws = {key: norm.apply(key, raw) for key, raw in raws.items()}
+            raws = {key: norm.apply(key, raw) for key, raw in market_features_raw(bars, cfg).items()}
             clip = cfg.obs_clip
         self.tables: dict[str, torch.Tensor] = {}
         for key, raw in raws.items():

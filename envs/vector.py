@@ -75,8 +75,8 @@ def market_arrays(bars: Bars, cfg: FxEnvConfig, device: torch.device) -> dict[st
     day_index = np.floor_divide(end_ns - roll, day)
     rollovers = np.zeros(len(bars))
     rollovers[1:] = np.diff(day_index)  # rollovers crossed in (end_{t-1}, end_t]
-    vol = np.nan_to_num(base_features_raw(bars, cfg.vol_window)[:, 3], nan=0.0)
-    f64 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64, device=device)  # noqa: E731
+    vol = np.nan_to_num(base_features_raw(bars, cfg.vol_window, cfg.ma_window)[:, 3], nan=0.0)
+    f64 = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, device=device)  # noqa: E731
     return {"open": f64(bars.open), "close": f64(bars.close), "vol": f64(vol),
             "rollovers": f64(rollovers), "time": torch.as_tensor(t_ns, dtype=torch.int64, device=device)}
 

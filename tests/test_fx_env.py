@@ -1,0 +1,290 @@
+"""FX env behaviour: no look-ahead, determinism, single == vector, resume, reward == account, gym API."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs
+from envs.config import FxEnvConfig, first_valid_index
+from envs.data import Bars, bars_to_frame
+from envs.features import FeatureNorm, market_features_raw
+from envs.single import FxTradingEnv
+from envs.synthetic import generate
+from envs.vector import FxVectorEnv
+
+torch.set_num_threads(1)
+CFG = FxEnvConfig(episode_bars=120, window_high=32, window_medium=8, window_low=8, agg_medium=5, agg_low=20,
+                  ma_window=30, swap_long=-0.0004, swap_short=-0.0002)  # big swaps so they matter
+
+
+@pytest.fixture(scope="module")
+def bars() -> Bars:
+    return generate("ou", 3000, seed=11, skip_weekends=True)
+
+
+def run(env: FxVectorEnv, actions: np.ndarray, **reset_kw) -> list[dict]:
+    """Trajectory records (copies of every tensor the env returns) under fixed actions."""
+    obs, info = env.reset(**reset_kw)
+    out = [{"obs": {k: v.clone() for k, v in obs.items()}, "time": info["time"].clone()}]
+    for a in actions:
+        obs, r, te, tr, info = env.step(torch.as_tensor(a))
+        rec = {"obs": {k: v.clone() for k, v in obs.items()}, "reward": r.clone(), "te": te.clone(),
+               "tr": tr.clone(), "final_obs": {k: v.clone() for k, v in info["final_obs"].items()}}
+        rec.update({k: v.clone() for k, v in info.items() if isinstance(v, torch.Tensor)})
+        out.append(rec)
+    return out
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return torch.equal(a, b)
+
+
+def test_first_valid_index_is_tight(bars):
+    for cfg in (CFG, FxEnvConfig(), dataclasses.replace(CFG, ma_window=3, vol_window=5, agg_medium=7)):
+        t0 = first_valid_index(cfg)
+        raws = market_features_raw(bars, cfg)
+        ks = {"high_freq": (1, cfg.window_high), "medium_freq": (cfg.agg_medium, cfg.window_medium),
+              "low_freq": (cfg.agg_low, cfg.window_low)}
+
+        def window_finite(t: int) -> bool:
+            ok = True
+            for key, (k, w) in ks.items():
+                newest = (t + 1) // k - 1
+                ok &= bool(np.isfinite(raws[key][newest - w + 1:newest + 1]).all()) and newest - w + 1 >= 0
+            return ok
+
+        assert window_finite(t0) and not window_finite(t0 - 1)
+
+
+def test_no_lookahead_for_every_observation_key_and_reward_component(bars):
+    norm = FeatureNorm.fit(bars, CFG)  # a fixed "training" normalisation for both runs
+    start = first_valid_index(CFG) + 100
+    cut = start + 63  # mid-way through a medium and a low aggregate block
+    assert (cut + 1) % CFG.agg_medium and (cut + 1) % CFG.agg_low
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 5, size=(110, 1))
+    cfg = dataclasses.replace(CFG, episode_bars=500, w_drawdown_penalty=1.0, w_holding_penalty=0.1,
+                              w_differential_sharpe=0.01)
+    base = run(FxVectorEnv(bars, cfg, num_envs=1, norm=norm), actions, options={"start": start})
+    s = slice(cut + 1, None)
+    f = np.exp(rng.normal(0, 3e-3, len(bars) - cut - 1))
+    future = Bars(bars.time, np.r_[bars.open[:cut + 1], bars.open[s] * f], np.r_[bars.high[:cut + 1], bars.high[s] * f * 1.001],
+                  np.r_[bars.low[:cut + 1], bars.low[s] * f * 0.999], np.r_[bars.close[:cut + 1], bars.close[s] * f],
+                  bars.volume, "perturbed")
+    pert = run(FxVectorEnv(future, cfg, num_envs=1, norm=norm), actions, options={"start": start})
+    n_equal = cut - start  # steps whose newest bar is <= cut
+    for i in range(n_equal + 1):
+        assert base[i]["time"].item() <= bars.time[cut].astype(np.int64)
+        assert same(base[i], pert[i]), f"step {i} differs although it only depends on bars <= {cut}"
+    keys = [k for k in base[1] if k.startswith("reward/")]
+    assert len(keys) == 6
+    # and the perturbation is visible right after the cut (the test can fail)
+    after = base[n_equal + 1], pert[n_equal + 1]
+    assert not torch.equal(after[0]["obs"]["high_freq"], after[1]["obs"]["high_freq"])
+    assert not torch.equal(after[0]["reward/pnl"], after[1]["reward/pnl"])
+    for key in ("medium_freq", "low_freq"):
+        first_diff = next(i for i in range(len(base)) if not torch.equal(base[i]["obs"][key], pert[i]["obs"][key]))
+        k = CFG.agg_medium if key == "medium_freq" else CFG.agg_low
+        t_first = start + first_diff
+        assert (t_first + 1) % k == 0 and t_first > cut  # only once the block holding cut+1 has closed
+
+
+def test_info_close_is_the_bar_at_info_time_and_fills_are_later(bars):
+    env = FxVectorEnv(bars, CFG, num_envs=3, seed=5)
+    _, info = env.reset()
+    times = bars.time.astype(np.int64)
+    for _ in range(30):
+        seen_close = info["close"].clone()
+        _, _, _, _, info = env.step(torch.tensor([4, 0, 4]))
+        idx = np.searchsorted(times, info["time"].numpy())
+        assert np.array_equal(info["close"].numpy(), bars.close[idx])
+    env2 = FxVectorEnv(bars, CFG, num_envs=1)
+    _, info = env2.reset(options={"start": 2000})
+    seen_close = info["close"].item()
+    _, _, _, _, info = env2.step(torch.tensor([4]))
+    entry = env2.accounts.entry_price.item()
+    assert entry > bars.open[2001] and entry - bars.open[2001] < 1e-4  # next open + half spread + slippage
+    assert seen_close == bars.close[2000]
+
+
+def test_single_env_and_vector_env_give_identical_trajectories(bars):
+    rng = np.random.default_rng(1)
+    actions = rng.integers(0, 5, size=400)
+    vec = FxVectorEnv(bars, CFG, num_envs=3, seed=7)
+    single = FxTradingEnv(bars, CFG, seed=7)
+    vobs, _ = vec.reset(seed=7)
+    sobs, _ = single.reset(seed=7)
+    episodes = 0
+    for a in actions:
+        assert all(np.array_equal(sobs[k], vobs[k][0].numpy()) for k in sobs)
+        vobs, vr, vte, vtr, vinfo = vec.step(torch.tensor([a, 0, 1]))
+        sobs, sr, ste, str_, sinfo = single.step(a)
+        assert sr == vr[0].item() and ste == vte[0].item() and str_ == vtr[0].item()
+        assert sinfo["equity"] == vinfo["equity"][0].item()
+        if ste or str_:
+            episodes += 1
+            assert all(np.array_equal(sobs[k], vinfo["final_obs"][k][0].numpy()) for k in sobs)
+            assert sinfo["episode"]["equity"] == vinfo["final_info"]["equity"][0].item()
+            sobs, _ = single.reset()
+    assert episodes >= 3
+
+
+def test_same_seed_same_starts_and_trajectories_other_seed_differs(bars):
+    rng = np.random.default_rng(2)
+    actions = rng.integers(0, 5, size=(300, 4))
+    a = run(FxVectorEnv(bars, CFG, num_envs=4, seed=3), actions)
+    b = run(FxVectorEnv(bars, CFG, num_envs=4, seed=3), actions)
+    c = run(FxVectorEnv(bars, CFG, num_envs=4, seed=4), actions)
+    assert all(same(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0]["time"], c[0]["time"])
+    starts = a[0]["time"]
+    assert len(set(starts.tolist())) == 4  # each env its own stream
+    # reset(seed=s) re-seeds: the same starts again
+    env = FxVectorEnv(bars, CFG, num_envs=4, seed=99)
+    _, info = env.reset(seed=3)
+    assert torch.equal(info["time"], starts)
+
+
+def test_state_dict_round_trip_resumes_identically(bars):
+    rng = np.random.default_rng(3)
+    actions = rng.integers(0, 5, size=(500, 2))
+    env = FxVectorEnv(bars, dataclasses.replace(CFG, latency_bars=2, w_differential_sharpe=0.1), num_envs=2, seed=1)
+    run(env, actions[:170])
+    buf = io.BytesIO()
+    torch.save(env.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    tail_a = [env.step(torch.as_tensor(a)) for a in actions[170:]]
+    fresh = FxVectorEnv(bars, dataclasses.replace(CFG, latency_bars=2, w_differential_sharpe=0.1), num_envs=2, seed=5)
+    fresh.reset()
+    fresh.load_state_dict(state)
+    tail_b = [fresh.step(torch.as_tensor(a)) for a in actions[170:]]
+    for x, y in zip(tail_a, tail_b):
+        assert same(x[0], y[0]) and all(torch.equal(x[i], y[i]) for i in (1, 2, 3))
+        assert same({k: v for k, v in x[4].items() if isinstance(v, torch.Tensor)},
+                    {k: v for k, v in y[4].items() if isinstance(v, torch.Tensor)})
+    with pytest.raises(ValueError, match="3 envs"):
+        FxVectorEnv(bars, CFG, num_envs=3).load_state_dict(state)
+
+
+@pytest.mark.parametrize("mode", ["discrete", "continuous"])
+def test_summed_default_reward_equals_net_equity_change(bars, mode):
+    cfg = dataclasses.replace(CFG, action_mode=mode, episode_bars=1300)
+    env = FxVectorEnv(bars, cfg, num_envs=4, seed=0)
+    env.reset()
+    rng = np.random.default_rng(4)
+    total = torch.zeros(4, dtype=torch.float64)
+    total32 = torch.zeros(4, dtype=torch.float64)
+    checked, swaps = 0, []
+    for _ in range(1400):
+        a = rng.integers(0, 5, size=4) if mode == "discrete" else rng.uniform(-1.2, 1.2, size=(4, 1))
+        _, r, te, tr, info = env.step(torch.as_tensor(a))
+        total += info["reward64"]
+        total32 += r.double()
+        done = te | tr
+        for i in torch.nonzero(done).flatten().tolist():
+            fi = info["final_info"]
+            net = cfg.reward_scale * (fi["equity"][i].item() - cfg.initial_equity) / cfg.initial_equity
+            assert total[i].item() == pytest.approx(net, rel=1e-9, abs=1e-12)
+            assert total32[i].item() == pytest.approx(net, rel=1e-4, abs=1e-4)
+            assert fi["episode_return"][i].item() == pytest.approx(net, rel=1e-9, abs=1e-12)
+            assert fi["costs"][i].item() > 0
+            swaps.append(fi["swap"][i].item())
+            checked += 1
+        total[done] = 0.0
+        total32[done] = 0.0
+    assert checked >= 4 and sum(x != 0.0 for x in swaps) >= 2  # episodes that held across a rollover
+
+
+def test_check_env_passes_on_single_env(bars):
+    from gymnasium.utils.env_checker import check_env
+
+    for mode in ("discrete", "continuous"):
+        env = FxTradingEnv(bars, dataclasses.replace(CFG, action_mode=mode), seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no checker warning either
+            check_env(env, skip_render_check=True)
+
+
+def test_gym_make_and_make_vec(bars):
+    frame = bars_to_frame(bars)
+    kw = {f.name: getattr(CFG, f.name) for f in dataclasses.fields(CFG) if f.name != "data"}
+    kw.update(train_frac=0.8, val_frac=0.1, test_frac=0.1)
+    env = gym.make(envs.ENV_ID, data=frame, seed=2, **kw)
+    obs, _ = env.reset(seed=2)
+    assert set(obs) == {"high_freq", "medium_freq", "low_freq", "portfolio"}
+    assert obs["high_freq"].shape == (32, 9) and obs["high_freq"].dtype == np.float32
+    obs, r, te, tr, info = env.step(env.action_space.sample())
+    assert isinstance(r, float) and "reward/pnl" in info
+    vec = gym.make_vec(envs.ENV_ID, num_envs=5, vectorization_mode="vector_entry_point", data=bars, seed=2, **kw)
+    assert isinstance(vec.unwrapped, FxVectorEnv) and vec.num_envs == 5
+    obs, info = vec.reset(seed=2)
+    assert obs["portfolio"].shape == (5, 8) and obs["low_freq"].dtype == torch.float32
+    obs, r, te, tr, info = vec.step(torch.zeros(5, dtype=torch.int64))
+    assert r.shape == (5,) and r.dtype == torch.float32 and te.dtype == torch.bool
+    assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    with pytest.raises(TypeError, match="spread_pip"):
+        gym.make(envs.ENV_ID, data=bars, spread_pip=1.0)
+
+
+def test_factories_split_with_gap_fit_norm_on_train_and_backtest_deterministically():
+    cfg = dataclasses.replace(CFG, synthetic_n_bars=6000, synthetic_seed=1)
+    market = envs.load_market(cfg)
+    assert market is envs.load_market(cfg)  # cached
+    gap = envs.split_gap(cfg)
+    assert gap > first_valid_index(cfg)
+    train_end = market["train"].time[-1]
+    assert (market["val"].time[0] - train_end) / np.timedelta64(1, "m") >= gap
+    train_env = envs.make_fx_vector_env(cfg, num_envs=2, seed=0)
+    val_env = envs.make_fx_eval_env(cfg, split="val")
+    for key in ("high_freq", "low_freq"):
+        assert torch.equal(val_env.norm.mean[key], train_env.norm.mean[key])
+        assert not torch.allclose(val_env.norm.mean[key], FeatureNorm.fit(market["val"], cfg).mean[key])
+
+    def backtest() -> tuple[list[float], int]:
+        env = envs.make_fx_eval_env(cfg, split="val")
+        obs, info = env.reset()
+        assert info["time"].item() == market["val"].time[first_valid_index(cfg)].astype(np.int64)
+        equities, n = [], 0
+        while True:
+            a = (obs["high_freq"][:, -1, 0] > 0).to(torch.int64) * 4  # a fixed rule on the observation
+            obs, r, te, tr, info = env.step(a)
+            n += 1
+            if te.item() or tr.item():
+                return equities + [info["final_info"]["equity"].item()], n
+            equities.append(info["equity"].item())
+
+    (eq1, n1), (eq2, n2) = backtest(), backtest()
+    assert eq1 == eq2 and n1 == n2 == len(market["val"]) - 1 - first_valid_index(cfg)
+
+
+def test_reset_start_by_timestamp_and_bad_start_errors(bars):
+    env = FxVectorEnv(bars, CFG, num_envs=2)
+    ts = bars.time[1500]
+    _, info = env.reset(options={"start": ts})
+    assert info["time"].tolist() == [ts.astype(np.int64)] * 2
+    with pytest.raises(ValueError, match="startable range"):
+        env.reset(options={"start": 3})
+    with pytest.raises(ValueError, match="not understood"):
+        env.reset(options={"begin": 3})
+    with pytest.raises(ValueError, match="--fx.spread-pips"):
+        FxVectorEnv(bars, dataclasses.replace(CFG, spread_pips=-1.0))
+
+
+def test_price_obs_mode_is_a_raw_close_window(bars):
+    cfg = dataclasses.replace(CFG, obs_mode="price", window_high=24, window_medium=1, window_low=1)
+    env = FxVectorEnv(bars, cfg, num_envs=1)
+    obs, info = env.reset(options={"start": 2000})
+    hf = obs["high_freq"][0].double().numpy()
+    assert hf.shape == (24, 2)
+    assert np.allclose(hf[:, 0], bars.close[1977:2001], rtol=1e-7)
+    assert np.allclose(hf[:, 1], np.diff(bars.close[1976:2001]), atol=1e-7)
