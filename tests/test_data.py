@@ -209,3 +209,10 @@ def test_infer_bar_seconds_takes_the_mode() -> None:
     assert infer_bar_seconds(Bars(t, ones, ones, ones, ones, ones)) == 300
     with pytest.raises(ValueError, match="at least 2 bars"):
         infer_bar_seconds(Bars(t[:1], ones[:1], ones[:1], ones[:1], ones[:1], ones[:1]))
+
+
+def test_ragged_lines_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("time,open,high,low,close\n2024-01-02 00:00,1.1,1.2,1.0,1.1,7\n")
+    with pytest.raises(DataError, match="ragged.csv: data lines have 6 fields but line 1 has 5"):
+        load_bars(path)
