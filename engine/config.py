@@ -133,6 +133,9 @@ class TrainConfig:
     """Enable torch.autograd anomaly detection (slow; for debugging NaNs)."""
     eval_episodes: int = 5
     """Episodes per evaluation for gymnasium envs (the FX env evaluates one pass over the split)."""
+    builtin_hooks: bool = True
+    """Use the built-in hooks configured by --hooks.* (off: only hooks passed to train(), plus loggers)."""
+    """Episodes per evaluation for gymnasium envs (the FX env evaluates one pass over the split)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     a2c: A2CConfig = field(default_factory=A2CConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)

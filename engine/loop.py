@@ -530,10 +530,15 @@ def make_fabric(cfg: TrainConfig, hooks: Sequence[Any], loggers: Sequence[Any] =
 
 
 def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) -> dict[str, Any]:
-    from hooks import build_default_hooks
+    from hooks import build_default_hooks, make_loggers
     from hooks.continuous import resolve_resume
 
-    hooks = [*build_default_hooks(cfg.hooks, has_eval=True), *user_hooks]
+    # loggers are made here, once the rank is known (only rank 0 starts a W&B run)
+    fabric._loggers = make_loggers(cfg.hooks.loggers, cfg.out_dir, Path(cfg.out_dir).name, config_to_dict(cfg),
+                                   online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project,
+                                   is_global_zero=fabric.is_global_zero)
+    builtin = build_default_hooks(cfg.hooks, has_eval=True) if cfg.builtin_hooks else []
+    hooks = [*builtin, *user_hooks]
     run = Run(cfg, fabric, hooks)
     resume_path = resolve_resume(cfg.resume, cfg.out_dir)
     if resume_path is not None:
@@ -543,17 +548,13 @@ def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) ->
 
 def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
     """Train with ``cfg``; ``hooks`` are added after the default ones. Returns the summary dict."""
-    from hooks.loggers import make_loggers
-
     validate_config(cfg)
-    out_dir = check_out_dir(cfg.out_dir)
+    check_out_dir(cfg.out_dir)
     if cfg.resume not in (None, "auto"):
         read_checkpoint(cfg.resume)  # a bad explicit checkpoint fails now, naming the file
     user_hooks = list(hooks)
     HookBus(user_hooks)  # misspelled event names fail before any work
-    loggers = make_loggers(cfg.hooks.loggers, out_dir, Path(cfg.out_dir).name, config_to_dict(cfg),
-                           online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project)
-    fabric = make_fabric(cfg, user_hooks, loggers)
+    fabric = make_fabric(cfg, user_hooks)
     # launch(fn) covers every launcher: in-process, subprocess (ddp re-runs the command) and spawn
     return fabric.launch(_run_on_rank, cfg, user_hooks)
 

@@ -1,0 +1,259 @@
+"""``python -m engine.bench [engine|env|policy|scaling|all]``: side-by-side speed, as ratios.
+
+Absolute times on shared machines are noise; every comparison here runs its contenders in
+the same process, interleaved over several rounds, and reports the median ratio.
+
+* ``engine``: training SPS of the engine vs a bare PyTorch PPO loop written below (same
+  env, network and hyper-parameters; no Fabric, hooks or TensorDict), the engine with 16
+  no-op hooks, and the engine with the default hooks on.
+* ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``engine/bench_env.py``).
+* ``policy``: training SPS with the multi-branch transformer vs the MLP policy on the FX env.
+* ``scaling``: CPU DDP weak scaling, 1 vs 2 processes (gloo).
+
+Results are printed and written to ``--out`` (``bench.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from gymnasium.vector import AutoresetMode
+
+from algos.distributions import make_distribution
+from algos.policies import MLPActorCritic
+from engine.config import TrainConfig
+from engine.events import EVENTS
+
+
+@dataclass
+class BenchArgs:
+    """Benchmarks of the FxAI engine; every figure is a ratio measured in one run."""
+
+    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "all"]] = "engine"
+    """Which benchmark to run."""
+    steps: int = 16_384
+    """Env steps per engine/bare-loop/policy measurement."""
+    rounds: int = 3
+    """Interleaved repetitions; the median is reported."""
+    threads: int = 1
+    """torch threads for the in-process measurements."""
+    out: str = "bench.json"
+    """Where to write the results (JSON)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# the bare loop: CleanRL-style PPO with no Fabric, hooks or TensorDict
+# ----------------------------------------------------------------------------------------------
+def bare_ppo(cfg: TrainConfig) -> float:
+    """Train like the engine does, with plain tensors; returns steps/s of the training loop."""
+    p = cfg.ppo
+    torch.manual_seed(cfg.seed)
+    envs = gym.make_vec(cfg.env, num_envs=cfg.num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    space = envs.single_action_space
+    policy = MLPActorCritic(envs.single_observation_space, space, tuple(cfg.mlp.hidden), cfg.mlp.activation)
+    opt = torch.optim.Adam(policy.parameters(), lr=p.learning_rate, eps=1e-5)
+    T, N = cfg.rollout_steps, cfg.num_envs
+    num_updates = -(-cfg.total_steps // (T * N))
+    obs_np, _ = envs.reset(seed=cfg.seed)
+    obs = torch.as_tensor(obs_np, dtype=torch.float32)
+    obs_b = torch.zeros((T, N, *envs.single_observation_space.shape))
+    act_b = torch.zeros((T, N), dtype=torch.long)
+    logp_b, val_b, rew_b, done_b, tv_b = (torch.zeros((T, N)) for _ in range(5))
+    step, t0 = 0, time.perf_counter()
+    for update in range(num_updates):
+        if p.anneal_lr:
+            opt.param_groups[0]["lr"] = p.learning_rate * (1.0 - update / num_updates)
+        for t in range(T):
+            with torch.no_grad():
+                params, value = policy(obs)
+                dist = make_distribution(space, params)
+                action = dist.sample()
+                logp = dist.log_prob(action)
+            obs_b[t], act_b[t], logp_b[t], val_b[t] = obs, action, logp, value
+            obs_np, r, term, trunc, info = envs.step(action.numpy())
+            step += N
+            rew_b[t] = torch.as_tensor(r, dtype=torch.float32)
+            done_b[t] = torch.as_tensor(term | trunc, dtype=torch.float32)
+            only_trunc = trunc & ~term
+            if only_trunc.any():
+                final = np.stack([info["final_obs"][i] if m else obs_np[i] for i, m in enumerate(only_trunc)])
+                with torch.no_grad():
+                    fv = policy(torch.as_tensor(final, dtype=torch.float32))[1]
+                tv_b[t] = torch.where(torch.as_tensor(only_trunc), fv, torch.zeros_like(fv))
+            else:
+                tv_b[t] = 0.0
+            obs = torch.as_tensor(obs_np, dtype=torch.float32)
+        with torch.no_grad():
+            next_v = policy(obs)[1]
+            adv = torch.zeros((T, N))
+            last = torch.zeros(N)
+            for t in reversed(range(T)):
+                nv = next_v if t == T - 1 else val_b[t + 1]
+                delta = rew_b[t] + p.gamma * tv_b[t] + p.gamma * nv * (1 - done_b[t]) - val_b[t]
+                last = delta + p.gamma * p.gae_lambda * (1 - done_b[t]) * last
+                adv[t] = last
+            ret = adv + val_b
+        b_obs, b_act, b_logp = obs_b.reshape(T * N, -1), act_b.reshape(-1), logp_b.reshape(-1)
+        b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_b.reshape(-1)
+        mb = (T * N) // p.num_minibatches
+        clip = p.clip_coef * ((1.0 - update / num_updates) if p.anneal_clip else 1.0)
+        for _ in range(p.update_epochs):
+            for idx in torch.randperm(T * N).split(mb):
+                params, value = policy(b_obs[idx])
+                dist = make_distribution(space, params)
+                new_logp = dist.log_prob(b_act[idx])
+                ratio = (new_logp - b_logp[idx]).exp()
+                a = b_adv[idx]
+                if p.norm_adv:
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+                if p.clip_vloss:
+                    vc = b_val[idx] + (value - b_val[idx]).clamp(-clip, clip)
+                    vl = 0.5 * torch.max((value - b_ret[idx]) ** 2, (vc - b_ret[idx]) ** 2).mean()
+                else:
+                    vl = 0.5 * ((value - b_ret[idx]) ** 2).mean()
+                loss = pg - p.ent_coef * dist.entropy().mean() + p.vf_coef * vl
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), p.max_grad_norm)
+                opt.step()
+    sps = step / (time.perf_counter() - t0)
+    envs.close()
+    return sps
+
+
+class NoOpHook:
+    """Implements all 16 events as no-ops (so every one is dispatched)."""
+
+
+for _event in EVENTS:
+    setattr(NoOpHook, _event, lambda self, payload=None: None)
+
+
+def _engine_sps(cfg: TrainConfig, hooks: list[Any], builtin: bool) -> float:
+    from engine.loop import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=builtin)
+        return float(train(c, hooks=hooks)["sps"])
+
+
+def _median_ratios(contenders: dict[str, Any], rounds: int, base: str) -> dict[str, Any]:
+    sps: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            sps[name].append(fn())
+    out = {f"sps_{k}": statistics.median(v) for k, v in sps.items()}
+    # ratio per round (same machine state), then median
+    for k in contenders:
+        if k != base:
+            out[f"ratio_{k}_vs_{base}"] = statistics.median(a / b for a, b in zip(sps[k], sps[base]))
+    out["raw_sps"] = sps
+    return out
+
+
+def bench_engine(args: BenchArgs) -> dict[str, Any]:
+    from configs import get_preset
+    from hooks.config import HooksConfig
+
+    cfg = dataclasses.replace(get_preset("cartpole"), total_steps=args.steps, rollout_steps=128,
+                              ppo=dataclasses.replace(get_preset("cartpole").ppo, update_epochs=4, num_minibatches=4),
+                              hooks=HooksConfig(progress=False, loggers=("csv",), eval_every=0,
+                                                monitor="episode/return_mean", checkpoint_every=10, save_top_k=0))
+    contenders = {
+        "bare": lambda: bare_ppo(cfg),
+        "engine": lambda: _engine_sps(cfg, [], builtin=False),
+        "engine_16_noop_hooks": lambda: _engine_sps(cfg, [NoOpHook() for _ in range(16)], builtin=False),
+        "engine_default_hooks": lambda: _engine_sps(cfg, [], builtin=True),
+    }
+    res = _median_ratios(contenders, args.rounds, base="bare")
+    res["ratio_engine_vs_bare"] = res.pop("ratio_engine_vs_bare")
+    res["noop_hooks_overhead"] = 1.0 - statistics.median(
+        a / b for a, b in zip(res["raw_sps"]["engine_16_noop_hooks"], res["raw_sps"]["engine"]))
+    res["default_hooks_ratio_vs_no_hooks"] = statistics.median(
+        a / b for a, b in zip(res["raw_sps"]["engine_default_hooks"], res["raw_sps"]["engine"]))
+    res["setup"] = {"env": cfg.env, "num_envs": cfg.num_envs, "rollout_steps": cfg.rollout_steps,
+                    "steps": args.steps, "rounds": args.rounds, "threads": args.threads}
+    return res
+
+
+def bench_policy(args: BenchArgs) -> dict[str, Any]:
+    from hooks.config import HooksConfig
+
+    base = TrainConfig(env="fx", total_steps=max(args.steps // 4, 2048), num_envs=16, rollout_steps=64,
+                       hooks=HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean",
+                                         checkpoint_every=0, save_top_k=0))
+    contenders = {
+        "mlp": lambda: _engine_sps(dataclasses.replace(base, policy="mlp"), [], builtin=False),
+        "transformer": lambda: _engine_sps(dataclasses.replace(base, policy="transformer"), [], builtin=False),
+        "transformer_bf16": lambda: _engine_sps(dataclasses.replace(base, policy="transformer",
+                                                                    precision="bf16-mixed"), [], builtin=False),
+    }
+    res = _median_ratios(contenders, args.rounds, base="mlp")
+    res["setup"] = {"env": "fx", "num_envs": 16, "rollout_steps": 64, "steps": base.total_steps}
+    return res
+
+
+def bench_scaling(args: BenchArgs) -> dict[str, Any]:
+    """Weak scaling: the same per-process work with 1 and 2 gloo processes (subprocesses)."""
+    res: dict[str, Any] = {}
+    per_proc = max(args.steps // 2, 4096)
+    for procs in (1, 2):
+        sps = []
+        for _ in range(max(1, args.rounds - 1)):
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [sys.executable, "-m", "engine.ppo", "--env", "CartPole-v1", "--accelerator", "cpu",
+                       "--devices", str(procs), "--total-steps", str(per_proc * procs), "--out-dir", tmp,
+                       "--hooks.no-progress", "--no-builtin-hooks"]
+                subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+                sps.append(json.loads((Path(tmp) / "summary.json").read_text())["sps"])
+        res[f"total_sps_{procs}proc"] = statistics.median(sps)
+        res[f"per_process_sps_{procs}proc"] = statistics.median(sps) / procs
+    res["weak_scaling_efficiency"] = res["per_process_sps_2proc"] / res["per_process_sps_1proc"]
+    res["note"] = "2 cores on this machine: each process gets one core (Fabric sets threads = cores / processes)"
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = tyro.cli(BenchArgs, args=argv)
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
+                               "cuda": torch.cuda.is_available()}
+    todo = ["engine", "env", "policy", "scaling"] if args.what == "all" else [args.what]
+    for what in todo:
+        print(f"== {what} ==", flush=True)
+        if what == "engine":
+            r = bench_engine(args)
+        elif what == "env":
+            from engine.bench_env import run_env_bench
+
+            r = run_env_bench()
+        elif what == "policy":
+            r = bench_policy(args)
+        else:
+            r = bench_scaling(args)
+        results[what] = r
+        for k, v in r.items():
+            if k != "raw_sps":
+                print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
