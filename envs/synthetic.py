@@ -240,4 +240,5 @@ def generate_from_spec(spec: SyntheticSpec) -> Bars:
     unknown = sorted(set(spec.params) - set(_PARAM_NAMES))
     if unknown:
         raise ValueError(f"SyntheticSpec.params: unknown parameter(s) {unknown}; valid: {', '.join(_PARAM_NAMES)}")
-    return generate(spec.kind, spec.n_bars, spec.seed, bar_seconds=spec.bar_seconds, **spec.params)  # type: ignore[arg-type]
+    return generate(spec.kind, spec.n_bars, spec.seed, bar_seconds=spec.bar_seconds,  # type: ignore[arg-type]
+                    **spec.params)

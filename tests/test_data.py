@@ -167,7 +167,8 @@ def test_bad_row_in_headerless_histdata_file(tmp_path: Path) -> None:
 
 def test_unparsable_split_time_in_mt4_file(tmp_path: Path) -> None:
     path = tmp_path / "mt4.csv"
-    path.write_text("2024.01.02,00:00,1.1042,1.1045,1.1040,1.1043,120\n2024.01.02,25:61,1.1043,1.1047,1.1040,1.1046,9\n")
+    path.write_text("2024.01.02,00:00,1.1042,1.1045,1.1040,1.1043,120\n"
+                    "2024.01.02,25:61,1.1043,1.1047,1.1040,1.1046,9\n")
     with pytest.raises(DataError, match=r"mt4.csv: row 2 \(line 2\), column 'date\+time': "
                                         r"cannot parse time '2024.01.02 25:61'"):
         load_bars(path)
