@@ -36,6 +36,10 @@ class TransformerConfig:
     """Transformer encoder layers per time branch."""
     dim_feedforward: int = 128
     """Hidden width of each transformer layer's feed-forward block."""
+    patch_size: int = 4
+    """Consecutive bars merged into one token by the input projection (PatchTST-style), so a
+    64-bar window costs 16 tokens; a window not divisible by it is zero-padded at the old end.
+    1 = one token per bar."""
     dropout: float = 0.0
     """Dropout inside the transformer layers (0 is usual for RL: PPO ratios need a stable policy)."""
     positional: Literal["learned", "sinusoidal"] = "learned"
@@ -53,6 +57,8 @@ class TransformerConfig:
         if self.d_model <= 0 or self.n_heads <= 0 or self.d_model % self.n_heads:
             raise ValueError(
                 f"--model.d-model ({self.d_model}) must be a positive multiple of --model.n-heads ({self.n_heads})")
+        if self.patch_size < 1:
+            raise ValueError(f"--model.patch-size must be >= 1, got {self.patch_size}")
         if self.n_layers < 1:
             raise ValueError(f"--model.n-layers must be >= 1, got {self.n_layers}")
         if not 0.0 <= self.dropout < 1.0:
@@ -86,13 +92,16 @@ def _encoder(cfg: TransformerConfig, n_layers: int) -> nn.TransformerEncoder:
 
 
 class TimeBranch(nn.Module):
-    """[B, W, F] bars -> [B, d_model]: projection, positions, transformer encoder, pooling."""
+    """[B, W, F] bars -> [B, d_model]: patch projection, positions, transformer encoder, pooling."""
 
     def __init__(self, window: int, n_features: int, cfg: TransformerConfig) -> None:
         super().__init__()
         self.pooling = cfg.pooling
-        self.proj = nn.Linear(n_features, cfg.d_model)
-        n_tokens = window + (1 if cfg.pooling == "cls" else 0)
+        self.patch = min(cfg.patch_size, window)
+        n_patches = -(-window // self.patch)
+        self.pad = n_patches * self.patch - window
+        self.proj = nn.Linear(self.patch * n_features, cfg.d_model)
+        n_tokens = n_patches + (1 if cfg.pooling == "cls" else 0)
         if cfg.positional == "learned":
             self.pos = nn.Parameter(torch.randn(n_tokens, cfg.d_model) * 0.02)
         else:
@@ -102,7 +111,10 @@ class TimeBranch(nn.Module):
         self.encoder = _encoder(cfg, cfg.n_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.proj(x)
+        if self.pad:
+            x = nn.functional.pad(x, (0, 0, self.pad, 0))
+        # [B, W, F] -> [B, W / patch, patch * F]: each token sees `patch` consecutive bars, oldest first
+        tokens = self.proj(x.reshape(x.shape[0], -1, self.patch * x.shape[-1]))
         if self.pooling == "cls":
             tokens = torch.cat([self.cls.to(tokens.dtype).expand(tokens.shape[0], -1, -1), tokens], dim=1)
         tokens = self.encoder(tokens + self.pos.to(tokens.dtype))

@@ -112,6 +112,23 @@ def test_generic_key_names_and_state_dict_roundtrip() -> None:
     assert torch.equal(model(obs)[0], clone(obs)[0])
 
 
+def test_patching_groups_consecutive_bars() -> None:
+    from algos.transformer import TimeBranch
+
+    branch = TimeBranch(window=6, n_features=2, cfg=TransformerConfig(**SMALL, patch_size=4))
+    assert (branch.patch, branch.pad, branch.pos.shape[0]) == (4, 2, 2)  # zero-pad 2 old bars -> 2 tokens
+    assert branch.proj.in_features == 8
+    whole = TimeBranch(window=3, n_features=2, cfg=TransformerConfig(**SMALL, patch_size=8))
+    assert (whole.patch, whole.pad, whole.pos.shape[0]) == (3, 0, 1)  # patch capped at the window
+    x = torch.randn(5, 6, 2)
+    out = branch(x)
+    assert out.shape == (5, 16)
+    # the newest bar sits in the last (pooled) token and must move the output
+    x2 = x.clone()
+    x2[:, 5] += 1.0
+    assert not torch.allclose(branch(x2), out)
+
+
 def test_sinusoidal_table_values() -> None:
     t = sinusoidal_table(3, 4)
     assert t.shape == (3, 4)
