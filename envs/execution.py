@@ -66,9 +66,9 @@ class Accounts:
     def reset(self, mask: torch.Tensor) -> None:
         """Fresh accounts (initial cash, flat) where ``mask``."""
         e0 = self.cfg.initial_equity
-        for name in STATE_FIELDS:
+        for name in STATE_FIELDS:  # out of place: tensors handed out in info stay unchanged
             value = e0 if name in ("cash", "equity", "peak_equity") else 0.0
-            getattr(self, name).masked_fill_(mask, value)
+            setattr(self, name, getattr(self, name).masked_fill(mask, value))
 
     def fill(self, target: torch.Tensor, mid: torch.Tensor, vol: torch.Tensor,
              mask: torch.Tensor, cap_leverage: bool = True) -> FillResult:

@@ -40,8 +40,8 @@ class RewardSystem:
         self.device = device
 
     def reset(self, mask: torch.Tensor) -> None:
-        for t in (self.dsr_a, self.dsr_b, self.last_drawdown):
-            t.masked_fill_(mask, 0.0)
+        for name in ("dsr_a", "dsr_b", "last_drawdown"):
+            setattr(self, name, getattr(self, name).masked_fill(mask, 0.0))
 
     def _differential_sharpe(self, ret: torch.Tensor) -> torch.Tensor:
         a, b, eta = self.dsr_a, self.dsr_b, self.cfg.dsr_eta

@@ -14,8 +14,12 @@ vectorised and resumable) and last ``episode_bars`` steps (``truncated``), or en
 the end of the data (``truncated``) or on forced liquidation / bankruptcy (``terminated``).
 Autoreset is SAME_STEP: a finished env's row of ``obs`` is already its next episode's first
 observation; the last one is in ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
-``final_obs``/``final_info`` and their masks are present on EVERY step (rows valid only where
-the mask is set), so the info dict has a fixed structure.
+``final_obs``/``final_info`` and their masks are present on the steps where some env finished
+(the gymnasium convention; rows are valid where the mask is set). Per-step info tensors [N]:
+``time`` (int64 ns), ``close``, ``equity``, ``position``, ``costs`` (money paid this step),
+``reward64`` (the reward in float64), ``liquidated`` and ``reward/<name>`` (weighted, scaled;
+they sum to the reward) and ``reward_raw/<name>`` (unweighted). Info tensors are fresh each
+step (never mutated afterwards), so they may be kept without copying.
 """
 
 from __future__ import annotations
@@ -270,10 +274,12 @@ class FxVectorEnv(gym.vector.VectorEnv):
         pnl = pnl + acc.position * (close - open_)
         acc.mark(close)
         breach = acc.margin_breach(close)
-        liq = acc.fill(torch.zeros_like(close), close, m["vol"][t], breach & (acc.position != 0), cap_leverage=False)
-        cost = cost + liq.cost
-        acc.equity = acc.cash + acc.position * close
-        acc.peak_equity = torch.maximum(acc.peak_equity, acc.equity)
+        if bool(breach.any()):
+            liq = acc.fill(torch.zeros_like(close), close, m["vol"][t], breach & (acc.position != 0),
+                           cap_leverage=False)
+            cost = cost + liq.cost
+            acc.equity = acc.cash + acc.position * close
+            acc.peak_equity = torch.maximum(acc.peak_equity, acc.equity)
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
                                                       acc.peak_equity, acc.position)
@@ -284,22 +290,18 @@ class FxVectorEnv(gym.vector.VectorEnv):
         truncated = (self.steps >= self.ep_len) & ~terminated
         done = terminated | truncated
 
-        info: dict[str, Any] = {"time": m["time"][t], "close": close, "equity": acc.equity.clone(),
-                                "position": acc.position.clone(), "reward64": reward64,
+        info: dict[str, Any] = {"time": m["time"][t], "close": close, "equity": acc.equity,
+                                "position": acc.position, "costs": cost, "reward64": reward64,
                                 "liquidated": breach}
         for name in REWARD_COMPONENTS:
             info[f"reward/{name}"] = weighted[name]
             info[f"reward_raw/{name}"] = raw[name]
-        final_obs = self._observe()
-        info["final_info"] = self._episode_summary(terminated)
-        info["_final_info"] = done
-        info["final_obs"] = final_obs
-        info["_final_obs"] = done
+        obs = self._observe()
         if bool(done.any()):
+            info["final_obs"], info["_final_obs"] = obs, done
+            info["final_info"], info["_final_info"] = self._episode_summary(terminated), done
             self._begin(done, self._draw_starts(done))
             obs = self._observe()
-        else:
-            obs = final_obs
         return obs, reward64.to(torch.float32), terminated, truncated, info
 
     def _episode_summary(self, terminated: torch.Tensor) -> dict[str, torch.Tensor]:

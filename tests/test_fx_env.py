@@ -36,8 +36,9 @@ def run(env: FxVectorEnv, actions: np.ndarray, **reset_kw) -> list[dict]:
     for a in actions:
         obs, r, te, tr, info = env.step(torch.as_tensor(a))
         rec = {"obs": {k: v.clone() for k, v in obs.items()}, "reward": r.clone(), "te": te.clone(),
-               "tr": tr.clone(), "final_obs": {k: v.clone() for k, v in info["final_obs"].items()}}
-        rec.update({k: v.clone() for k, v in info.items() if isinstance(v, torch.Tensor)})
+               "tr": tr.clone()}
+        for k, v in info.items():  # per-step tensors, and final_obs/final_info on episode ends
+            rec[k] = {kk: vv.clone() for kk, vv in v.items()} if isinstance(v, dict) else v.clone()
         out.append(rec)
     return out
 
@@ -170,8 +171,7 @@ def test_state_dict_round_trip_resumes_identically(bars):
     tail_b = [fresh.step(torch.as_tensor(a)) for a in actions[170:]]
     for x, y in zip(tail_a, tail_b):
         assert same(x[0], y[0]) and all(torch.equal(x[i], y[i]) for i in (1, 2, 3))
-        assert same({k: v for k, v in x[4].items() if isinstance(v, torch.Tensor)},
-                    {k: v for k, v in y[4].items() if isinstance(v, torch.Tensor)})
+        assert same(x[4], y[4])
     with pytest.raises(ValueError, match="3 envs"):
         FxVectorEnv(bars, CFG, num_envs=3).load_state_dict(state)
 
