@@ -29,7 +29,7 @@ from envs.synthetic import generate
 from envs.vector import FxVectorEnv
 
 PRICE_CFG = FxEnvConfig(obs_mode="price", window_high=24, window_medium=1, window_low=1, agg_medium=1, agg_low=1,
-                        ma_window=1, vol_window=16, episode_bars=2_000)
+                        ma_window=1, ma_window_long=1, vol_window=16, episode_bars=2_000)
 FULL_CFG = FxEnvConfig(episode_bars=2_000)
 
 

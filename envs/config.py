@@ -56,7 +56,9 @@ class FxEnvConfig:
     vol_window: int = 16
     """Base bars in the rolling realised-volatility feature (and the slippage volatility)."""
     ma_window: int = 60
-    """Base bars in the moving average of the ``ma_gap`` feature (log close minus mean log close)."""
+    """Base bars in the moving average of ``high_freq``'s ``ma_gap`` feature (log close minus mean log close)."""
+    ma_window_long: int = 600
+    """Base bars in the moving average of the ``ma_gap`` feature of the medium/low aggregates."""
     obs_clip: float = 10.0
     """Observation features are clipped to [-obs_clip, obs_clip] (the Box bounds)."""
 
@@ -136,6 +138,8 @@ class FxEnvConfig:
             bad("vol_window", "must be >= 2")
         if self.ma_window < 1:
             bad("ma_window", "must be >= 1")
+        if self.ma_window_long < 1:
+            bad("ma_window_long", "must be >= 1")
         for name in ("train_frac", "val_frac", "test_frac"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(name, "must be in [0, 1]")
@@ -170,12 +174,12 @@ def first_valid_index(cfg: FxEnvConfig) -> int:
 
     The oldest base bar in the window needs ``vol_window`` earlier returns and ``ma_window``
     closes; the oldest aggregate j0 needs a previous aggregate (j0 >= 1) and its last bar
-    (j0 + 1) * k - 1 needs ``ma_window`` closes. The newest closed aggregate at bar t is
+    (j0 + 1) * k - 1 needs ``ma_window_long`` closes. The newest closed aggregate at bar t is
     (t + 1) // k - 1, so the oldest is (t + 1) // k - W."""
     t_high = max(cfg.vol_window, cfg.ma_window - 1) + cfg.window_high - 1
 
     def t_agg(k: int, w: int) -> int:
-        j0 = max(1, -(-cfg.ma_window // k) - 1)
+        j0 = max(1, -(-cfg.ma_window_long // k) - 1)
         return (j0 + w) * k - 1
 
     return max(t_high, t_agg(cfg.agg_medium, cfg.window_medium), t_agg(cfg.agg_low, cfg.window_low))

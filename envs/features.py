@@ -10,7 +10,8 @@ Per-bar market features (``full`` mode, F = 9):
     log return, log(high/low) range, log(close/open) body, realised volatility
     (root mean square of the last ``vol_window`` log returns; for an aggregate, root of the
     sum of its base bars' squared returns), moving-average gap (log close minus the mean log
-    close of the last ``ma_window`` base bars, taken at the bar's / block's last bar),
+    close of the last ``ma_window`` base bars, or ``ma_window_long`` for aggregates, taken at
+    the bar's / block's last bar),
     sin/cos of time of day, sin/cos of time of week.
 The first five are standardised with a :class:`FeatureNorm` fitted on the TRAINING split
 alone and carried to val/test. ``price`` mode (F = 2) is the raw close and its difference.
@@ -115,8 +116,8 @@ def price_features_raw(bars: Bars, k: int = 1) -> np.ndarray:
 def market_features_raw(bars: Bars, cfg: FxEnvConfig) -> dict[str, np.ndarray]:
     """Unnormalised feature tables of the three timeframes."""
     return {"high_freq": base_features_raw(bars, cfg.vol_window, cfg.ma_window),
-            "medium_freq": aggregate_features_raw(bars, cfg.agg_medium, cfg.ma_window),
-            "low_freq": aggregate_features_raw(bars, cfg.agg_low, cfg.ma_window)}
+            "medium_freq": aggregate_features_raw(bars, cfg.agg_medium, cfg.ma_window_long),
+            "low_freq": aggregate_features_raw(bars, cfg.agg_low, cfg.ma_window_long)}
 
 
 @dataclass

@@ -18,7 +18,7 @@ HALF_SPREAD = 0.5e-4  # 1 pip spread on a 1e-4 pip
 
 def tiny_cfg(**kw) -> FxEnvConfig:
     """Windows small enough that the first valid bar is 5."""
-    base = dict(window_high=2, window_medium=1, window_low=1, agg_medium=2, agg_low=3, vol_window=2, ma_window=2,
+    base = dict(window_high=2, window_medium=1, window_low=1, agg_medium=2, agg_low=3, vol_window=2, ma_window=2, ma_window_long=2,
                 episode_bars=1000, initial_equity=E0, spread_pips=1.0, commission_per_million=20.0,
                 slippage_bps_per_million=0.5, slippage_vol_mult=1.0, swap_long=0.0, swap_short=0.0,
                 reward_scale=1.0)

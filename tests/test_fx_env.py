@@ -21,7 +21,7 @@ from envs.vector import FxVectorEnv
 
 torch.set_num_threads(1)
 CFG = FxEnvConfig(episode_bars=120, window_high=32, window_medium=8, window_low=8, agg_medium=5, agg_low=20,
-                  ma_window=30, swap_long=-0.0004, swap_short=-0.0002)  # big swaps so they matter
+                  ma_window=30, ma_window_long=100, swap_long=-0.0004, swap_short=-0.0002)  # big swaps so they matter
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def same(a, b) -> bool:
 
 
 def test_first_valid_index_is_tight(bars):
-    for cfg in (CFG, FxEnvConfig(), dataclasses.replace(CFG, ma_window=3, vol_window=5, agg_medium=7)):
+    for cfg in (CFG, FxEnvConfig(), dataclasses.replace(CFG, ma_window=3, vol_window=5, agg_medium=7, ma_window_long=3)):
         t0 = first_valid_index(cfg)
         raws = market_features_raw(bars, cfg)
         ks = {"high_freq": (1, cfg.window_high), "medium_freq": (cfg.agg_medium, cfg.window_medium),
@@ -178,14 +178,14 @@ def test_state_dict_round_trip_resumes_identically(bars):
 
 @pytest.mark.parametrize("mode", ["discrete", "continuous"])
 def test_summed_default_reward_equals_net_equity_change(bars, mode):
-    cfg = dataclasses.replace(CFG, action_mode=mode, episode_bars=1300)
+    cfg = dataclasses.replace(CFG, action_mode=mode, episode_bars=1500)  # > 1 day: crosses a rollover
     env = FxVectorEnv(bars, cfg, num_envs=4, seed=0)
     env.reset()
     rng = np.random.default_rng(4)
     total = torch.zeros(4, dtype=torch.float64)
     total32 = torch.zeros(4, dtype=torch.float64)
     checked, swaps = 0, []
-    for _ in range(1400):
+    for _ in range(1520):
         a = rng.integers(0, 5, size=4) if mode == "discrete" else rng.uniform(-1.2, 1.2, size=(4, 1))
         _, r, te, tr, info = env.step(torch.as_tensor(a))
         total += info["reward64"]
