@@ -18,7 +18,9 @@ observation; the last one is in ``info["final_obs"]`` (rows where ``info["_final
 (the gymnasium convention; rows are valid where the mask is set). Per-step info tensors [N]:
 ``time`` (int64 ns), ``close``, ``equity``, ``position``, ``costs`` (money paid this step),
 ``reward64`` (the reward in float64), ``liquidated`` and ``reward/<name>`` (weighted, scaled;
-they sum to the reward) and ``reward_raw/<name>`` (unweighted). Info tensors are fresh each
+they sum to the reward) and ``reward_raw/<name>`` (unweighted). On a row that just finished,
+``time``/``close``/``equity``/``position`` describe the finished episode's last bar (what its
+reward and ``final_obs`` depend on), not the new episode's first observation. Info tensors are fresh each
 step (never mutated afterwards), so they may be kept without copying.
 """
 
