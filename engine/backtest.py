@@ -277,7 +277,7 @@ def make_baselines(env: Any, momentum_lookback: int = 20) -> dict[str, PolicyFn]
 
 
 def _json_safe(x: Any) -> Any:
-    """Non-finite floats become None so report.json is strict JSON."""
+    """Non-finite floats (only +inf occurs, see engine.report) become None so report.json is strict JSON."""
     if isinstance(x, dict):
         return {k: _json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -359,7 +359,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
         cells = []
         for m in cols.values():
             v = m.get(key)
-            cells.append(f"{'n/a' if v is None else fmt.format(v):>14s}")
+            cells.append(f"{'inf' if v is None else fmt.format(v):>14s}")  # null in the JSON is +inf
         lines.append(f"{key:15s}" + "".join(cells))
     return "\n".join(lines)
 

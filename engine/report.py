@@ -17,7 +17,8 @@ Conventions (units)
 
 Edge cases never produce NaN: a ratio whose denominator is zero is 0.0 when its numerator is
 zero (flat equity: Sharpe 0, no trades: win rate 0 and profit factor 0) and ``inf`` when the
-numerator is positive (profit factor with wins and no losses; Sortino with no losing period).
+numerator is positive (profit factor with wins and no losses; Sortino with no losing period;
+Calmar with a gain and no drawdown). ``+inf`` is the only non-finite value a metric can take.
 """
 
 from __future__ import annotations
@@ -349,7 +350,7 @@ def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, tim
     ax_eq.axhline(1.0, color="grey", lw=0.7, ls="--")
     ax_eq.set_ylabel("equity (start = 1.0)")
     ax_eq.set_title(title)
-    ax_eq.legend(loc="upper left", fontsize=9)
+    ax_eq.legend(loc="best", fontsize=9)
     ax_eq.grid(alpha=0.3)
     ax_dd.set_ylabel("drawdown")
     ax_dd.yaxis.set_major_formatter(PercentFormatter(decimals=1))
