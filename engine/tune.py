@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # a trainer flag must never be taken for an abbreviation of one of ours
     )
     p.add_argument("--n-trials", type=int, default=8, help="trials to run in this call (default 8)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out-dir>/study.db)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out-dir>/study.db; 'memory' = not persisted)")
     p.add_argument("--study-name", default="fxai-tune", help="study name inside the storage")
     p.add_argument("--pruner", default="median", choices=("median", "hyperband", "none"))
     p.add_argument("--n-startup-trials", type=int, default=2, help="median pruner: trials before pruning starts")
@@ -248,8 +248,12 @@ def tune(
     space: SearchSpace = DEFAULT_SPACE,
     parse_fn: Callable[[list[str]], Any] | None = None,
     train_fn: Callable[..., dict[str, Any]] | None = None,
+    gc_after_trial: bool = True,
 ) -> optuna.Study:
-    """Run ``args.n_trials`` trials (adding to an existing study) and write the results table."""
+    """Run ``args.n_trials`` trials (adding to an existing study) and write the results table.
+
+    ``parse_fn``/``train_fn`` default to ``engine.ppo.parse_args``/``engine.ppo.train``.
+    """
     if parse_fn is None or train_fn is None:
         import engine.ppo as ppo
 
@@ -258,15 +262,16 @@ def tune(
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metric = args.metric or default_metric(args.preset)
+    storage = None if args.storage == "memory" else args.storage or default_storage(out_dir)
     study = open_study(
-        args.study_name, args.storage or default_storage(out_dir), args.direction,
+        args.study_name, storage, args.direction,
         make_pruner(args.pruner, args.n_startup_trials), args.sampler_seed,
     )
     objective = make_objective(
         base_args=trainer_args(args, extra), out_dir=out_dir, metric=metric, direction=args.direction,
         space=space, parse_fn=parse_fn, train_fn=train_fn,
     )
-    study.optimize(objective, n_trials=args.n_trials, gc_after_trial=True)
+    study.optimize(objective, n_trials=args.n_trials, gc_after_trial=gc_after_trial)
     write_results(study, out_dir / RESULTS_FILE)
     return study
 
