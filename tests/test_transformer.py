@@ -129,6 +129,22 @@ def test_patching_groups_consecutive_bars() -> None:
     assert not torch.allclose(branch(x2), out)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("index", [0, -1])
+def test_encode_one_token_matches_full_encoder(n_layers: int, index: int) -> None:
+    from algos.transformer import _encoder, encode_one_token
+
+    torch.manual_seed(3)
+    enc = _encoder(TransformerConfig(**SMALL), n_layers)
+    x = torch.randn(4, 6, 16, requires_grad=True)
+    full, fast = enc(x)[:, index], encode_one_token(enc, x, index)
+    assert fast.shape == (4, 16)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    wrt = [x, *enc.parameters()]
+    for g_full, g_fast in zip(torch.autograd.grad(full.pow(2).sum(), wrt), torch.autograd.grad(fast.pow(2).sum(), wrt)):
+        torch.testing.assert_close(g_fast, g_full, atol=1e-5, rtol=1e-4)
+
+
 def test_sinusoidal_table_values() -> None:
     t = sinusoidal_table(3, 4)
     assert t.shape == (3, 4)
