@@ -288,3 +288,35 @@ def test_price_obs_mode_is_a_raw_close_window(bars):
     assert hf.shape == (24, 2)
     assert np.allclose(hf[:, 0], bars.close[1977:2001], rtol=1e-7)
     assert np.allclose(hf[:, 1], np.diff(bars.close[1976:2001]), atol=1e-7)
+
+
+def test_single_env_state_dict_round_trip(bars):
+    rng = np.random.default_rng(6)
+    actions = rng.integers(0, 5, size=300)
+
+    def play(env: FxTradingEnv, acts, begin_with_reset: bool) -> list:
+        out = [env.reset()[0]] if begin_with_reset else []  # hands out the pending next episode
+        for a in acts:
+            obs, r, te, tr, info = env.step(a)
+            out.append((obs, r, te, tr, info["equity"]))
+            if te or tr:
+                out.append(env.reset()[0])
+        return out
+
+    for cut in (50, 120):  # mid-episode, and exactly at an episode end (next episode pending)
+        env = FxTradingEnv(bars, CFG, seed=4)
+        env.reset(seed=4)
+        for a in actions[:cut]:
+            *_, te, tr, _ = env.step(a)
+        assert (te or tr) == (cut == 120)
+        state = env.state_dict()
+        assert state["has_next_episode"] == (cut == 120)
+        other = FxTradingEnv(bars, CFG, seed=0)
+        other.load_state_dict(state)
+        a, b = play(env, actions[cut:], cut == 120), play(other, actions[cut:], cut == 120)
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            if isinstance(x, dict):
+                assert all(np.array_equal(x[k], y[k]) for k in x)
+            else:
+                assert all(np.array_equal(x[0][k], y[0][k]) for k in x[0]) and x[1:] == y[1:]
