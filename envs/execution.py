@@ -71,13 +71,15 @@ class Accounts:
             setattr(self, name, getattr(self, name).masked_fill(mask, value))
 
     def fill(self, target: torch.Tensor, mid: torch.Tensor, vol: torch.Tensor,
-             mask: torch.Tensor, cap_leverage: bool = True) -> FillResult:
-        """Trade towards ``target`` units at ``mid`` where ``mask``; returns units and costs."""
+             mask: torch.Tensor | None, cap_leverage: bool = True) -> FillResult:
+        """Trade towards ``target`` units at ``mid`` where ``mask`` (None: every env); returns units and costs."""
         if cap_leverage:
             equity_at_mid = self.cash + self.position * mid
             cap = equity_at_mid.clamp(min=0.0) * self.leverage / mid
             target = torch.maximum(torch.minimum(target, cap), -cap)
-        q = torch.where(mask, target - self.position, torch.zeros_like(target))
+        q = target - self.position
+        if mask is not None:
+            q = torch.where(mask, q, torch.zeros_like(q))
         absq = q.abs()
         slip_frac = absq / 1e6 * (self.cfg.slippage_bps_per_million * 1e-4
                                   + self.cfg.slippage_vol_mult * vol)

@@ -68,11 +68,16 @@ class RewardSystem:
             "differential_sharpe": self._differential_sharpe(ret),
         }
         self.last_drawdown = drawdown
-        weighted = {name: self.scale * self.weights[name] * raw[name] for name in REWARD_COMPONENTS}
-        reward = torch.zeros_like(pnl)
+        zeros = torch.zeros_like(pnl)
+        weighted, reward = {}, None
         for name in REWARD_COMPONENTS:
-            reward = reward + weighted[name]
-        return reward, weighted, raw
+            w = self.scale * self.weights[name]
+            if w == 0.0:
+                weighted[name] = zeros
+                continue
+            weighted[name] = raw[name] if w == 1.0 else w * raw[name]
+            reward = weighted[name] if reward is None else reward + weighted[name]
+        return (zeros if reward is None else reward), weighted, raw
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"dsr_a": self.dsr_a.clone(), "dsr_b": self.dsr_b.clone(),

@@ -257,21 +257,20 @@ class FxVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError("FxVectorEnv.step() called before reset()")
         target = self._targets(actions)
         acc, m = self.accounts, self.market
-        self.pending[:, self.latency - 1] = target
         self.last_target = target
 
         t_prev, t = self.t, self.t + 1
         open_, close, close_prev = m["open"][t], m["close"][t], m["close"][t_prev]
         equity_prev = acc.equity
         pnl = acc.position * (open_ - close_prev)
-        due = self.pending[:, 0]
-        has_order = ~torch.isnan(due)
-        fill = acc.fill(torch.nan_to_num(due, nan=0.0), open_, m["vol"][t_prev], has_order)
-        cost = fill.cost
-        if self.latency > 1:
+        if self.latency == 1:  # the order just sent is the one due now
+            fill = acc.fill(target, open_, m["vol"][t_prev], None)
+        else:  # pending[:, k] fills k + 1 bars from now; NaN = no order
+            self.pending[:, self.latency - 1] = target
+            due = self.pending[:, 0]
+            fill = acc.fill(torch.nan_to_num(due, nan=0.0), open_, m["vol"][t_prev], ~torch.isnan(due))
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
-        else:
-            self.pending = torch.full_like(self.pending, float("nan"))
+        cost = fill.cost
         swap = acc.accrue_swap(m["rollovers"][t])
         pnl = pnl + acc.position * (close - open_)
         acc.mark(close)
