@@ -190,16 +190,22 @@ class FxVectorEnv(gym.vector.VectorEnv):
                              f"(the first {self.t_min} bars fill the observation windows)")
         return idx
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Start new episodes. ``seed`` re-seeds every env's stream (env i uses stream (seed, i));
+        """Start new episodes. ``seed`` re-seeds every env's stream (env i uses stream (seed, i);
+        a list gives env i the stream of a 1-env env seeded ``seed[i]``);
         ``options={"start": bar index or timestamp}`` starts all (masked) envs at that bar;
         ``options={"reset_mask": bool[N]}`` resets only those envs."""
         options = dict(options or {})
         unknown = set(options) - {"start", "reset_mask"}
         if unknown:
             raise ValueError(f"reset options {sorted(unknown)} not understood; use 'start' and/or 'reset_mask'")
-        if seed is not None:
+        if isinstance(seed, (list, tuple)):  # one seed per env: env i behaves like a 1-env env seeded seed[i]
+            if len(seed) != self.num_envs:
+                raise ValueError(f"reset(seed=[...]) needs {self.num_envs} seeds, got {len(seed)}")
+            self.seed_keys = torch.cat([_seed_keys(int(s), 1, self.device) for s in seed])
+            self.draws = torch.zeros_like(self.draws)
+        elif seed is not None:
             self.seed_keys = _seed_keys(seed, self.num_envs, self.device)
             self.draws = torch.zeros_like(self.draws)
         mask = options.get("reset_mask")

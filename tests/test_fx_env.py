@@ -153,6 +153,10 @@ def test_same_seed_same_starts_and_trajectories_other_seed_differs(bars):
     env = FxVectorEnv(bars, CFG, num_envs=4, seed=99)
     _, info = env.reset(seed=3)
     assert torch.equal(info["time"], starts)
+    _, info = env.reset(seed=[5, 3, 3, 6])  # per-env seeds: env i starts like a 1-env env seeded seed[i]
+    assert info["time"][1] == info["time"][2] == starts[0]
+    _, single = FxVectorEnv(bars, CFG, num_envs=1).reset(seed=5)
+    assert info["time"][0] == single["time"][0]
 
 
 def test_state_dict_round_trip_resumes_identically(bars):
