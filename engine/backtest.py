@@ -401,6 +401,8 @@ def main(args: BacktestArgs) -> dict[str, Any]:
     if args.periods_per_year is not None and not args.periods_per_year > 0:
         raise ValueError(f"--periods-per-year must be > 0, got {args.periods_per_year}")
     cfg, policy = load_policy(args.ckpt, device=args.device)
+    if getattr(cfg, "env", "fx") != "fx":
+        raise ValueError(f"--ckpt: {args.ckpt} was trained on env {cfg.env!r}; backtests need the FX env (--env fx)")
     fx = cfg.fx if args.data is None else dataclasses.replace(cfg.fx, data=args.data)
     out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{args.split}"
 

@@ -239,10 +239,11 @@ def infer_periods_per_year(times: Sequence[Any] | np.ndarray) -> float:
     """Bars per year from bar open times (``datetime64`` or int64 ns since the epoch).
 
     Intraday and daily bars: ``TRADING_DAYS_PER_YEAR`` x the median number of bars per
-    calendar day that has any bar, so weekend and holiday gaps (days without bars) and
-    partial first/last days do not distort it (1-minute bars traded 24 h -> 252 x 1440;
-    daily bars -> 252). Bars two or more days apart (weekly, monthly): 365.25 days / median
-    spacing.
+    calendar day (UTC) that has any bar, leaving out the first and last day (usually
+    partial), so weekend and holiday gaps (days without bars) do not distort it (1-minute
+    bars traded 24 h -> 252 x 1440; daily bars -> 252). With fewer than three calendar days
+    there is no full day to count, and a day is taken as ``24 h / median bar spacing`` bars.
+    Bars two or more days apart (weekly, monthly): 365.25 days / median spacing.
     """
     t = np.asarray(times)
     if t.dtype.kind == "M":
@@ -258,7 +259,9 @@ def infer_periods_per_year(times: Sequence[Any] | np.ndarray) -> float:
     if median_spacing >= 2 * day_ns:
         return 365.25 * day_ns / median_spacing
     _, bars_per_day = np.unique(t // day_ns, return_counts=True)
-    return float(TRADING_DAYS_PER_YEAR * np.median(bars_per_day))
+    if bars_per_day.size < 3:
+        return float(TRADING_DAYS_PER_YEAR * round(day_ns / median_spacing))
+    return float(TRADING_DAYS_PER_YEAR * np.median(bars_per_day[1:-1]))
 
 
 class TrajectoryLike(Protocol):

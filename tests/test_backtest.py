@@ -235,6 +235,10 @@ def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit):
         tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--split", "train"])
     assert math.isfinite(result["metrics"]["sharpe"])
+    monkeypatch.setattr(loop_mod, "load_policy", lambda path, device="cpu": (
+        types.SimpleNamespace(env="CartPole-v1", fx=FakeFx()), None), raising=False)
+    with pytest.raises(ValueError, match="CartPole-v1"):
+        backtest.main(BacktestArgs(ckpt=ckpt))
 
 
 def test_format_summary_shows_infinite_as_inf() -> None:
@@ -277,3 +281,34 @@ def make_policy_for(env):
     cfg = TransformerConfig(d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, portfolio_hidden=16, head_hidden=16)
     model = MultiBranchTransformer(env.single_observation_space, env.single_action_space, cfg).eval()
     return lambda obs, info: deterministic_action(env.single_action_space, model(obs)[0])
+
+
+def test_cli_end_to_end_on_a_real_checkpoint(tmp_path: Path) -> None:
+    """``main`` through the lead's real ``load_policy`` and the real eval env (checkpoint written by hand)."""
+    loop = pytest.importorskip("engine.loop")
+    if not hasattr(loop, "load_policy"):
+        pytest.skip("engine.loop.load_policy not available")
+    from engine.config import TrainConfig, config_to_dict
+    from envs.config import FxEnvConfig
+
+    fx = FxEnvConfig(synthetic_n_bars=4000, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16,
+                     window_medium=4, window_low=4, agg_medium=5, agg_low=15, bar_seconds=300)
+    model = TransformerConfig(d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, portfolio_hidden=16,
+                              head_hidden=16)
+    cfg = TrainConfig(fx=fx, model=model, policy="transformer")
+    env = loop.make_train_env(cfg, 1, cfg.seed, torch.device("cpu"))
+    torch.manual_seed(0)
+    policy = loop.build_policy(cfg, env.single_observation_space, env.single_action_space)
+    ckpt = tmp_path / "run" / "last.ckpt"
+    ckpt.parent.mkdir()
+    torch.save({"global_step": 0, "config": config_to_dict(cfg), "policy": policy.state_dict(), "obs_norm": None},
+               ckpt)
+    result = backtest.main(BacktestArgs(ckpt=ckpt, split="test", momentum_lookback=5))
+    out = tmp_path / "run" / "backtest-test"
+    assert json.loads((out / "report.json").read_text()) == result
+    assert result["split"] == "test" and result["bars"] > 300
+    assert result["periods_per_year"] == 252 * 288  # 5-minute bars around the clock
+    assert result["baselines"]["flat"]["total_return"] == 0.0
+    assert result["baselines"]["buy_and_hold"]["n_trades"] == 1
+    assert all((out / name).stat().st_size > 10_000 for name in ("equity_drawdown.png", "positions.png",
+                                                                  "trade_returns.png"))

@@ -130,6 +130,12 @@ def test_infer_periods_per_year() -> None:
     assert report.infer_periods_per_year(weeks) == pytest.approx(365.25 / 7)
     minutes_ns = np.arange(3 * 1440, dtype=np.int64) * 60 * 10**9
     assert report.infer_periods_per_year(minutes_ns) == 252 * 1440
+    # partial first and last days (3 h, then 2 h of 5-minute bars on a 4-day span) are left out
+    five_min = np.int64(300 * 10**9)
+    partial = 21 * 3600 * 10**9 + np.arange(36 + 2 * 288 + 24, dtype=np.int64) * five_min
+    assert report.infer_periods_per_year(partial) == 252 * 288
+    # under three calendar days there is no full day: 24 h / spacing
+    assert report.infer_periods_per_year(partial[:100]) == 252 * 288
     with pytest.raises(ValueError, match="increasing"):
         report.infer_periods_per_year(np.array([0, 10, 10], dtype=np.int64))
 
