@@ -7,6 +7,10 @@ per-branch embeddings, and ends in an actor head (:class:`algos.distributions.Ac
 and a critic head. It is generic over key names: every 2-D Box key becomes a time branch,
 every 1-D Box key a vector branch.
 
+Speed (the PPO update runs it on minibatches of hundreds of windows, often on CPU): each
+token covers ``patch_size`` consecutive bars, and with ``last``/``cls`` pooling the final
+encoder layer is evaluated for the pooled token only (:func:`encode_one_token`, exact).
+
 ``forward(obs)`` follows the shared policy contract: ``(dist_params [B, D], value [B])``,
 both float32 even under bf16 autocast.
 """
