@@ -48,10 +48,10 @@ def evaluate_policy(policy_fn: Callable[[Any], torch.Tensor], env: Any, cfg: Any
                     num_episodes: int) -> dict[str, float]:
     if cfg.env == "fx":
         from engine.backtest import run_backtest
-        from engine.report import compute_metrics
+        from engine.report import compute_metrics, infer_periods_per_year
 
         traj = run_backtest(lambda obs, info: policy_fn(obs), env)
-        metrics = compute_metrics(traj)
+        metrics = compute_metrics(traj, infer_periods_per_year(traj.curve_time))
         metrics["return_mean"] = float(np.sum(traj.reward))
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))}
     return evaluate_episodes(policy_fn, env, num_episodes)

@@ -152,6 +152,8 @@ class Run:
         self._eval_env: Any = None
         self._start_time = time.perf_counter()
 
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         fabric.seed_everything(cfg.seed + self.rank, verbose=False)
         self.device = fabric.device
         self.envs = make_train_env(cfg, cfg.num_envs, cfg.seed + 1000 * self.rank, self.device)
@@ -188,6 +190,10 @@ class Run:
     @property
     def policy(self) -> torch.nn.Module:
         return self.algo.policy
+
+    def policy_fn(self) -> Any:
+        """Deterministic actions of the current policy (normalisation applied): obs -> action."""
+        return lambda obs: self.algo.act_deterministic(self._norm(obs))
 
     def _norm(self, obs: Any) -> Any:
         return self.normalizer.normalize(obs) if self.normalizer is not None else obs
@@ -294,7 +300,7 @@ class Run:
 
         if self._eval_env is None:
             self._eval_env = _make_eval_env(self.cfg, self.device)
-        return evaluate_policy(lambda o: self.algo.act_deterministic(self._norm(o)), self._eval_env, self.cfg,
+        return evaluate_policy(self.policy_fn(), self._eval_env, self.cfg,
                                num_episodes or self.cfg.eval_episodes)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -538,6 +544,10 @@ def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) ->
                                    online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project,
                                    is_global_zero=fabric.is_global_zero)
     builtin = build_default_hooks(cfg.hooks, has_eval=True) if cfg.builtin_hooks else []
+    if cfg.env == "fx" and cfg.report_split != "none":
+        from hooks.backtest_report import BacktestReportHook
+
+        builtin.append(BacktestReportHook(split=cfg.report_split))
     hooks = [*builtin, *user_hooks]
     run = Run(cfg, fabric, hooks)
     resume_path = resolve_resume(cfg.resume, cfg.out_dir)

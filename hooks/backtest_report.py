@@ -1,0 +1,44 @@
+"""BacktestReportHook: at the end of an FX run, backtest the trained policy and write the report.
+
+Rank 0 runs the deterministic policy over a held-out split (``test`` by default) next to the
+flat, buy-and-hold and momentum baselines (:func:`engine.backtest.backtest_report`), writes
+``report.json`` and the PNGs into ``<out_dir>/report/``, and adds the headline figures to
+the run's summary (``summary.json``) under ``backtest``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BacktestReportHook:
+    def __init__(self, split: str = "test", subdir: str = "report") -> None:
+        self.split = split
+        self.subdir = subdir
+        self.run: Any = None
+        self.result: dict[str, Any] | None = None
+
+    def on_training_start(self, run: Any) -> None:
+        self.run = run
+
+    def on_training_end(self, summary: dict) -> None:
+        run = self.run
+        if run is None or not run.is_global_zero:
+            return
+        from engine.backtest import backtest_report
+        from envs import make_fx_eval_env
+
+        def env_factory() -> Any:
+            return make_fx_eval_env(run.cfg.fx, split=self.split, seed=run.cfg.seed, device=run.device)
+
+        policy = run.policy_fn()
+        self.result = backtest_report(lambda obs, info: policy(obs), env_factory, run.out_dir / self.subdir,
+                                      split=self.split)
+        m, base = self.result["metrics"], self.result["baselines"]
+        summary["backtest"] = {
+            "split": self.split,
+            "report": str(run.out_dir / self.subdir / "report.json"),
+            **{k: m.get(k) for k in ("sharpe", "total_return", "max_drawdown", "turnover", "n_trades",
+                                      "costs_paid")},
+            "baseline_sharpe": {name: b.get("sharpe") for name, b in base.items()},
+        }
