@@ -105,7 +105,8 @@ def default_metric(preset: str | None) -> str:
 
 
 def make_pruner(name: str, n_startup_trials: int = 2, n_warmup_steps: int = 0) -> optuna.pruners.BasePruner:
-    """``median`` (prunes below the median of earlier trials at the same step) or ``hyperband``."""
+    """``median`` (prunes below the median of earlier trials at the same step, from step
+    ``n_warmup_steps`` on), ``hyperband`` or ``none``."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
     if name == "hyperband":
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", default="fxai-tune", help="study name inside the storage")
     p.add_argument("--pruner", default="median", choices=("median", "hyperband", "none"))
     p.add_argument("--n-startup-trials", type=int, default=2, help="median pruner: trials before pruning starts")
+    p.add_argument("--warmup-fraction", type=float, default=0.25,
+                   help="median pruner: no pruning in the first fraction of --total-steps (early returns are noise)")
     p.add_argument("--out-dir", default="runs/tune", help="study directory; trial n trains in <out-dir>/trial_n")
     p.add_argument("--preset", default="cartpole", help="training preset (see configs/)")
     p.add_argument("--total-steps", type=int, default=DEFAULT_TOTAL_STEPS, help="env steps per trial")
@@ -227,6 +230,8 @@ def parse_cli(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, li
         raise SystemExit(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.total_steps is not None and args.total_steps < 1:
         raise SystemExit(f"--total-steps must be >= 1, got {args.total_steps}")
+    if not 0.0 <= args.warmup_fraction < 1.0:
+        raise SystemExit(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
     return args, [*unknown, *passthrough]
 
 
@@ -263,9 +268,10 @@ def tune(
     out_dir.mkdir(parents=True, exist_ok=True)
     metric = args.metric or default_metric(args.preset)
     storage = None if args.storage == "memory" else args.storage or default_storage(out_dir)
+    warmup = int(args.warmup_fraction * args.total_steps) if args.total_steps else 0
     study = open_study(
         args.study_name, storage, args.direction,
-        make_pruner(args.pruner, args.n_startup_trials), args.sampler_seed,
+        make_pruner(args.pruner, args.n_startup_trials, warmup), args.sampler_seed,
     )
     objective = make_objective(
         base_args=trainer_args(args, extra), out_dir=out_dir, metric=metric, direction=args.direction,

@@ -123,8 +123,8 @@ def test_study_prunes_bad_trials_and_continues_from_storage(tmp_path: Path) -> N
     for t in complete:
         assert t.value == pytest.approx(quality(calls[t.number].ppo))
         assert max(t.intermediate_values) == 5000
-    for t in pruned:
-        assert max(t.intermediate_values) < 5000
+    for t in pruned:  # never before the warm-up (25% of 5000 steps), never at the end
+        assert 1250 <= max(t.intermediate_values) < 5000
     assert study.best_value == max(t.value for t in complete)
     table = pd.read_csv(tmp_path / tune.RESULTS_FILE)
     assert len(table) == 8 and {"number", "state", "value", "params_learning_rate"} <= set(table.columns)
