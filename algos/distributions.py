@@ -55,12 +55,16 @@ class ActionHead(nn.Module):
 
 
 def make_distribution(action_space: gym.Space, params: torch.Tensor) -> Distribution:
-    """Distribution over actions from head params; computed in fp32 even under autocast."""
+    """Distribution over actions from head params; computed in fp32 even under autocast.
+
+    Argument validation is off: it costs time on every step, and a NaN loss must reach the
+    update's non-finite guard (which skips and counts it) instead of raising inside torch.
+    """
     params = params.float()
     if isinstance(action_space, gym.spaces.Discrete):
-        return Categorical(logits=params)
+        return Categorical(logits=params, validate_args=False)
     mean, log_std = params.chunk(2, dim=-1)
-    return Independent(Normal(mean, log_std.clamp(-20.0, 2.0).exp()), 1)
+    return Independent(Normal(mean, log_std.clamp(-20.0, 2.0).exp(), validate_args=False), 1, validate_args=False)
 
 
 def deterministic_action(action_space: gym.Space, params: torch.Tensor) -> torch.Tensor:
