@@ -72,7 +72,7 @@ class ProgressBarHook(Hook):
         if not self.enabled:
             return
         metrics = info.get("metrics") or {}
-        for key, label in ((_SPS_KEY, "sps"), (_RETURN_KEY, "return"), (self.val_key, self.val_key.split("/")[-1])):
+        for key, label in ((_SPS_KEY, "sps"), (_RETURN_KEY, "return"), (self.val_key, self.val_key)):
             v = to_float(metrics.get(key))
             if v is not None:
                 self._postfix[label] = v
