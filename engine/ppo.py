@@ -16,6 +16,7 @@ from typing import Any
 import tyro
 
 from configs import PRESET_FOR_ENV, get_preset
+from engine.checkpoint import CheckpointError
 from engine.config import TrainConfig
 from engine.loop import train
 
@@ -50,10 +51,10 @@ def parse_args(argv: Sequence[str] | None = None, algo: str | None = None) -> Tr
 
 
 def main(argv: Sequence[str] | None = None, algo: str | None = None) -> dict[str, Any]:
-    cfg = parse_args(argv, algo=algo)
     try:
+        cfg = parse_args(argv, algo=algo)
         summary = train(cfg)
-    except (ValueError, OSError) as exc:  # bad input: one clear line, no traceback
+    except (ValueError, OSError, CheckpointError) as exc:  # bad input: one clear line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     return summary
