@@ -170,7 +170,18 @@ class HookBus:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore hook states by position and class; a class whose position moved (hooks were
+        added or removed between runs) is matched by name when it is unique on both sides."""
+        saved_by_class: dict[str, list[str]] = {}
+        for key in state:
+            saved_by_class.setdefault(key.split(":", 1)[1], []).append(key)
+        classes = [type(h).__name__ for h in self.hooks]
         for i, h in enumerate(self.hooks):
-            key = f"{i}:{type(h).__name__}"
-            if key in state and callable(getattr(h, "load_state_dict", None)):
+            if not callable(getattr(h, "load_state_dict", None)):
+                continue
+            name = classes[i]
+            key = f"{i}:{name}"
+            if key not in state and len(saved_by_class.get(name, [])) == 1 and classes.count(name) == 1:
+                key = saved_by_class[name][0]
+            if key in state:
                 h.load_state_dict(state[key])

@@ -102,6 +102,26 @@ def test_hook_state_roundtrip():
     assert b.hooks[0].n == 3
 
 
+def test_hook_state_follows_its_class_when_positions_move():
+    class Counter:
+        def __init__(self, n=0):
+            self.n = n
+
+        def state_dict(self):
+            return {"n": self.n}
+
+        def load_state_dict(self, s):
+            self.n = s["n"]
+
+    class Other(Counter):
+        pass
+
+    saved = HookBus([Counter(5), Other(9)]).state_dict()
+    restored = HookBus([Other(), Hook(), Counter()])  # order changed and a hook added
+    restored.load_state_dict(saved)
+    assert restored.hooks[0].n == 9 and restored.hooks[2].n == 5
+
+
 def test_event_grammar_of_a_real_run(tmp_path):
     from engine.ppo import parse_args, train
 
