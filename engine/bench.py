@@ -168,12 +168,9 @@ def _median_ratios(contenders: dict[str, Any], rounds: int, base: str) -> dict[s
 
 def bench_engine(args: BenchArgs) -> dict[str, Any]:
     from configs import get_preset
-    from hooks.config import HooksConfig
 
-    cfg = dataclasses.replace(get_preset("cartpole"), total_steps=args.steps, rollout_steps=128,
-                              ppo=dataclasses.replace(get_preset("cartpole").ppo, update_epochs=4, num_minibatches=4),
-                              hooks=HooksConfig(progress=False, loggers=("csv",), eval_every=0,
-                                                monitor="episode/return_mean", checkpoint_every=10, save_top_k=0))
+    # the CartPole preset as users run it (its default hooks included), on a shorter budget
+    cfg = dataclasses.replace(get_preset("cartpole"), total_steps=args.steps, threads=args.threads)
     contenders = {
         "bare": lambda: bare_ppo(cfg),
         "engine": lambda: _engine_sps(cfg, [], builtin=False),
