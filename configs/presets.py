@@ -25,7 +25,7 @@ def cartpole() -> TrainConfig:
 def cartpole_a2c() -> TrainConfig:
     """A2C on CartPole-v1."""
     return dataclasses.replace(cartpole(), preset="cartpole-a2c", algo="a2c", rollout_steps=5,
-                               a2c=A2CConfig(learning_rate=7e-4, gamma=0.99, gae_lambda=1.0, ent_coef=0.0))
+                               a2c=A2CConfig(learning_rate=2e-3, gamma=0.99, gae_lambda=1.0, ent_coef=0.0))
 
 
 def fx() -> TrainConfig:
