@@ -1,0 +1,52 @@
+"""FX presets: the default job (``fx``), a learnable mean-reverting market (``fx-ou``) and a
+market with nothing to learn (``fx-randomwalk``).
+
+All three train the multi-branch transformer with PPO on a seeded synthetic EURUSD-like
+market with the default costs (1 pip spread, 20 per million commission, slippage) and fit a
+few minutes of wall time on a 2-core CPU: a small transformer (one layer per branch, 8-bar
+patches) on one torch thread, which is about 10x faster per step than the default sizes and
+learns as well here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from algos.transformer import TransformerConfig
+from engine.config import PPOConfig, TrainConfig
+from envs.config import FxEnvConfig
+from hooks.config import HooksConfig
+
+SMALL_TRANSFORMER = TransformerConfig(d_model=32, n_heads=4, n_layers=1, dim_feedforward=64, patch_size=8,
+                                      portfolio_hidden=32, head_hidden=64)
+"""The transformer sizes of the FX presets (about 40k parameters)."""
+
+# The default OU market has a 60-bar half-life; a z-score over ~4 half-lives is what trades it
+# profitably net of costs, so the per-bar moving-average gap looks back 240 bars.
+_MARKET = FxEnvConfig(synthetic_kind="ou", synthetic_seed=0, bar_seconds=900, ma_window=240, episode_bars=128,
+                      position_levels=(-1.0, 0.0, 1.0))
+
+_PPO = PPOConfig(learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=4, num_minibatches=4,
+                 ent_coef=0.15, max_grad_norm=0.5)
+
+_HOOKS = HooksConfig(eval_every=50, checkpoint_every=50, save_top_k=1)
+
+
+def _fx_job(preset: str, fx: FxEnvConfig, total_steps: int) -> TrainConfig:
+    return TrainConfig(env="fx", preset=preset, policy="transformer", total_steps=total_steps, num_envs=16,
+                       rollout_steps=128, seed=1, threads=1, ppo=_PPO, model=SMALL_TRANSFORMER, fx=fx, hooks=_HOOKS)
+
+
+def fx() -> TrainConfig:
+    """The default job: the transformer on the default synthetic (OU) market, ~3-5 minutes on 2 cores."""
+    return _fx_job("fx", _MARKET, 400_000)
+
+
+def fx_ou() -> TrainConfig:
+    """Seeded Ornstein-Uhlenbeck market with costs on: PPO reaches test Sharpe >= 1 and beats the baselines."""
+    return _fx_job("fx-ou", _MARKET, 400_000)
+
+
+def fx_randomwalk() -> TrainConfig:
+    """Pure random walk with costs on: nothing to learn, so the agent should learn to stay (mostly) flat."""
+    return _fx_job("fx-randomwalk", dataclasses.replace(_MARKET, synthetic_kind="randomwalk"), 400_000)
