@@ -42,5 +42,5 @@ class A2C(Algorithm):
         stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
         self.end_update()
         out = {k: v.item() for k, v in stats.items()}
-        out.update(grad_norm=grad_norm, skipped_updates=float(not stepped))
+        out.update(grad_norm=grad_norm.item(), skipped_updates=float(not stepped))
         return out

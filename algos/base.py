@@ -89,18 +89,19 @@ class Algorithm(ABC):
     def lr_fraction(self) -> float:
         return self.scheduler.get_last_lr()[0] / self.optimizer.param_groups[0]["initial_lr"]
 
-    def optimizer_step(self, loss: torch.Tensor, max_grad_norm: float) -> tuple[bool, float]:
-        """backward + clip + step; skips the step when loss or gradients are not finite.
+    def optimizer_step(self, loss: torch.Tensor, max_grad_norm: float) -> tuple[bool, torch.Tensor]:
+        """backward + clip + step; skips the step when the gradients are not finite.
 
-        Backward always runs (so DDP ranks stay in lock-step); the decision uses the
-        all-reduced gradient norm, so every rank skips together.
+        A NaN/Inf loss makes the gradient norm NaN too, so one check covers both. Backward
+        always runs (DDP ranks stay in lock-step) and the decision uses the all-reduced
+        gradient norm, so every rank skips together. Returns (stepped, grad_norm tensor).
         """
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         grad_norm = self.fabric.clip_gradients(self.policy, self.optimizer, max_norm=max_grad_norm,
                                                error_if_nonfinite=False)
-        grad_norm = float(grad_norm) if grad_norm is not None else 0.0
-        if not (torch.isfinite(loss.detach()).item() and torch.isfinite(torch.tensor(grad_norm)).item()):
+        grad_norm = grad_norm.detach().float() if grad_norm is not None else torch.zeros(())
+        if not bool(torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_in_a_row += 1
             self.nonfinite_total += 1
@@ -108,7 +109,7 @@ class Algorithm(ABC):
                 raise NonFiniteLossError(
                     f"{self.nonfinite_in_a_row} consecutive updates had a non-finite loss or gradient "
                     f"(limit --max-nonfinite-updates={self.max_nonfinite}); last loss={loss.item()}, "
-                    f"grad_norm={grad_norm}. Try a lower learning rate, --norm-obs, or --detect-anomaly."
+                    f"grad_norm={grad_norm.item()}. Try a lower learning rate, --norm-obs, or --detect-anomaly."
                 )
             return False, grad_norm
         self.nonfinite_in_a_row = 0

@@ -67,13 +67,15 @@ class PPO(Algorithm):
 
     def update(self, batch: TensorDict) -> dict[str, float]:
         cfg = self.cfg
+        batch = batch.select(K.OBS, K.ACTION, K.LOG_PROB, K.VALUE, K.ADVANTAGE, K.VALUE_TARGET)
         batch_size = batch.shape[0]
         mb_size = max(1, batch_size // cfg.num_minibatches)
         clip = cfg.clip_coef * (self.lr_fraction if cfg.anneal_clip else 1.0)
-        sums: dict[str, torch.Tensor] = {}
+        sums: torch.Tensor | None = None
         n_mb = skipped = 0
-        approx_kl = torch.zeros(())
+        epochs_run = 0
         for _epoch in range(cfg.update_epochs):
+            epochs_run += 1
             for idx in torch.randperm(batch_size, device=batch.device).split(mb_size):
                 mb = batch[idx]
                 new_log_prob, entropy, new_value = self.evaluate_actions(mb[K.OBS], mb[K.ACTION])
@@ -84,14 +86,13 @@ class PPO(Algorithm):
                                        mb[K.VALUE_TARGET], entropy, clip, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef)
                 stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
                 skipped += int(not stepped)
-                stats["grad_norm"] = torch.tensor(grad_norm)
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v.float().cpu()
+                stats["grad_norm"] = grad_norm
+                vec = torch.stack([v.float() for v in stats.values()])  # summed on-device, read once
+                sums = vec if sums is None else sums + vec
                 n_mb += 1
-                approx_kl = stats["approx_kl"]
-            if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
+            if cfg.target_kl is not None and stats["approx_kl"].item() > cfg.target_kl:
                 break
         self.end_update()
-        out = {k: (v / n_mb).item() for k, v in sums.items()}
-        out.update(skipped_updates=float(skipped), clip_coef=clip, epochs_run=float(_epoch + 1))
+        out = dict(zip(stats.keys(), (sums / n_mb).tolist()))
+        out.update(skipped_updates=float(skipped), clip_coef=clip, epochs_run=float(epochs_run))
         return out

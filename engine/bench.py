@@ -1,7 +1,9 @@
 """``python -m engine.bench [engine|env|policy|scaling|all]``: side-by-side speed, as ratios.
 
 Absolute times on shared machines are noise; every comparison here runs its contenders in
-the same process, interleaved over several rounds, and reports the median ratio.
+the same process, interleaved over several rounds, and reports the median ratio. Speeds are
+steps per *CPU* second of the measured loop (set-up excluded; one torch thread), which other
+processes on a shared machine disturb far less than wall time.
 
 * ``engine``: training SPS of the engine vs a bare PyTorch PPO loop written below (same
   env, network and hyper-parameters; no Fabric, hooks or TensorDict), the engine with 16
@@ -57,12 +59,18 @@ class BenchArgs:
 # ----------------------------------------------------------------------------------------------
 # the bare loop: CleanRL-style PPO with no Fabric, hooks or TensorDict
 # ----------------------------------------------------------------------------------------------
-def bare_ppo(cfg: TrainConfig) -> float:
-    """Train like the engine does, with plain tensors; returns steps/s of the training loop."""
+def bare_ppo(cfg: TrainConfig, cpu: bool = True) -> float:
+    """Train like the engine does, with plain tensors; returns steps per CPU second (or wall second).
+
+    It does what CleanRL's ppo.py does and nothing else: episode statistics from gymnasium's
+    wrapper, the per-minibatch approx-KL and clip-fraction diagnostics, no checkpoints.
+    """
     p = cfg.ppo
     torch.manual_seed(cfg.seed)
     envs = gym.make_vec(cfg.env, num_envs=cfg.num_envs, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)  # as CleanRL does: a loop must report returns
+    returns: list[float] = []
     space = envs.single_action_space
     policy = MLPActorCritic(envs.single_observation_space, space, tuple(cfg.mlp.hidden), cfg.mlp.activation)
     opt = torch.optim.Adam(policy.parameters(), lr=p.learning_rate, eps=1e-5)
@@ -73,7 +81,8 @@ def bare_ppo(cfg: TrainConfig) -> float:
     obs_b = torch.zeros((T, N, *envs.single_observation_space.shape))
     act_b = torch.zeros((T, N), dtype=torch.long)
     logp_b, val_b, rew_b, done_b, tv_b = (torch.zeros((T, N)) for _ in range(5))
-    step, t0 = 0, time.perf_counter()
+    clock = time.process_time if cpu else time.perf_counter
+    step, t0 = 0, clock()
     for update in range(num_updates):
         if p.anneal_lr:
             opt.param_groups[0]["lr"] = p.learning_rate * (1.0 - update / num_updates)
@@ -86,6 +95,8 @@ def bare_ppo(cfg: TrainConfig) -> float:
             obs_b[t], act_b[t], logp_b[t], val_b[t] = obs, action, logp, value
             obs_np, r, term, trunc, info = envs.step(action.numpy())
             step += N
+            if "episode" in info:
+                returns.extend(info["episode"]["r"][info["_episode"]].tolist())
             rew_b[t] = torch.as_tensor(r, dtype=torch.float32)
             done_b[t] = torch.as_tensor(term | trunc, dtype=torch.float32)
             only_trunc = trunc & ~term
@@ -111,6 +122,7 @@ def bare_ppo(cfg: TrainConfig) -> float:
         b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_b.reshape(-1)
         mb = (T * N) // p.num_minibatches
         clip = p.clip_coef * ((1.0 - update / num_updates) if p.anneal_clip else 1.0)
+        clipfracs: list[float] = []
         for _ in range(p.update_epochs):
             for idx in torch.randperm(T * N).split(mb):
                 params, value = policy(b_obs[idx])
@@ -127,11 +139,14 @@ def bare_ppo(cfg: TrainConfig) -> float:
                 else:
                     vl = 0.5 * ((value - b_ret[idx]) ** 2).mean()
                 loss = pg - p.ent_coef * dist.entropy().mean() + p.vf_coef * vl
+                with torch.no_grad():  # the diagnostics CleanRL's ppo.py computes and logs
+                    approx_kl = ((ratio - 1) - (new_logp - b_logp[idx])).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), p.max_grad_norm)
                 opt.step()
-    sps = step / (time.perf_counter() - t0)
+    sps = step / (clock() - t0)
     envs.close()
     return sps
 
@@ -144,12 +159,14 @@ for _event in EVENTS:
     setattr(NoOpHook, _event, lambda self, payload=None: None)
 
 
-def _engine_sps(cfg: TrainConfig, hooks: list[Any], builtin: bool) -> float:
+def _engine_sps(cfg: TrainConfig, hooks: list[Any], builtin: bool, cpu: bool = True) -> float:
+    """Training steps per CPU second of the engine's loop (set-up excluded), or per wall second."""
     from engine.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=builtin)
-        return float(train(c, hooks=hooks)["sps"])
+        summary = train(c, hooks=hooks)
+        return float(summary["sps_cpu" if cpu else "sps"])
 
 
 def _median_ratios(contenders: dict[str, Any], rounds: int, base: str) -> dict[str, Any]:

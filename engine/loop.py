@@ -170,7 +170,9 @@ class Run:
         self.next_obs, _ = self.envs.reset(seed=cfg.seed + 1000 * self.rank)
         self.normalizer = ObsNormalizer(self.next_obs) if cfg.norm_obs else None
         self.ep_return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
-        self.ep_length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        # episode lengths as "vector steps since the episode began": no per-step tensor op
+        self._vstep = 0
+        self.ep_start = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._fresh_start = True
 
     # -- small API used by hooks -------------------------------------------------------------
@@ -220,7 +222,7 @@ class Run:
             "envs": env_state,
             "next_obs": _clone(self.next_obs),
             "ep_return": self.ep_return.clone().cpu(),
-            "ep_length": self.ep_length.clone().cpu(),
+            "ep_length": (self._vstep - self.ep_start).cpu(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -282,7 +284,7 @@ class Run:
                 self.envs.load_state_dict(mine["envs"])
                 self.next_obs = _to_device(mine["next_obs"], self.device)
                 self.ep_return = mine["ep_return"].to(self.device)
-                self.ep_length = mine["ep_length"].to(self.device)
+                self.ep_start = self._vstep - mine["ep_length"].to(self.device)
             else:  # the env cannot restore its episode: start fresh episodes, reproducibly
                 self.next_obs, _ = self.envs.reset(seed=self.cfg.seed + 1000 * self.rank + self.global_step)
         else:
@@ -315,7 +317,7 @@ class Run:
             for i in range(N):
                 self.fire("on_episode_start", {"env_index": i, "global_step": self.global_step})
 
-        start_step, t0 = self.global_step, time.perf_counter()
+        start_step, t0, cpu0 = self.global_step, time.perf_counter(), time.process_time()
         losses: dict[str, float] = {}
         while self.global_step < self.total_steps and self.stop_reason is None:
             self.cycle += 1
@@ -346,14 +348,13 @@ class Run:
                 _write_obs(obs_store, t, obs)
                 action_store[t], log_prob_store[t], value_store[t] = action, log_prob, value
                 rewards[t], terminated[t], truncated[t] = reward, term, trunc
-                done = term | trunc
-                only_trunc = trunc & ~term
-                if only_trunc.any():  # bootstrap time-limited episodes from their real last observation
+                if trunc.any():  # bootstrap time-limited episodes from their real last observation
+                    only_trunc = trunc & ~term
                     final_v = algo.value(self._norm(info["final_obs"]))
                     trunc_values[t] = torch.where(only_trunc, final_v, torch.zeros_like(final_v))
-
-                self.ep_return += reward.double()
-                self.ep_length += 1
+                self.ep_return.add_(reward)
+                self._vstep += 1
+                done = term | trunc
                 if bus.has("on_step_end"):
                     self.fire("on_step_end", {"global_step": self.global_step, "reward": reward,
                                               "terminated": term, "truncated": trunc, "info": info})
@@ -397,7 +398,9 @@ class Run:
                     self.request_stop("another rank asked to stop")
 
         wall = time.perf_counter() - self._start_time
-        summary = self._summary(wall, (self.global_step - start_step) / max(time.perf_counter() - t0, 1e-9))
+        steps = self.global_step - start_step
+        summary = self._summary(wall, steps / max(time.perf_counter() - t0, 1e-9))
+        summary["sps_cpu"] = round(steps / max(time.process_time() - cpu0, 1e-9), 2)
         self.save_checkpoint(self.out_dir / "checkpoints" / "last.ckpt")
         self.fire("on_training_end", summary)
         if self.is_global_zero:
@@ -415,7 +418,7 @@ class Run:
         final_info = info.get("final_info")
         final_mask = info.get("_final_info")
         for i in done.nonzero().flatten().tolist():
-            ret, length = float(self.ep_return[i]), int(self.ep_length[i])
+            ret, length = float(self.ep_return[i]), self._vstep - int(self.ep_start[i])
             self.episodes += 1
             self.recent_returns.append(ret)
             self.recent_lengths.append(length)
@@ -432,7 +435,7 @@ class Run:
             if self.bus.has("on_episode_start"):
                 self.fire("on_episode_start", {"env_index": i, "global_step": self.global_step})
         self.ep_return[done] = 0.0
-        self.ep_length[done] = 0
+        self.ep_start[done] = self._vstep
 
     def _cycle_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float,
                        sps: float) -> dict[str, float]:
