@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from configs.fx import fx, fx_ou, fx_randomwalk
 from engine.config import A2CConfig, PPOConfig, TrainConfig
 from hooks.config import HooksConfig
 
@@ -28,13 +29,10 @@ def cartpole_a2c() -> TrainConfig:
                                a2c=A2CConfig(learning_rate=2e-3, gamma=0.99, gae_lambda=1.0, ent_coef=0.0))
 
 
-def fx() -> TrainConfig:
-    """The default job: the multi-branch transformer on the default synthetic FX market."""
-    return TrainConfig(env="fx", preset="fx")
-
-
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cartpole": cartpole,
     "cartpole-a2c": cartpole_a2c,
     "fx": fx,
+    "fx-ou": fx_ou,
+    "fx-randomwalk": fx_randomwalk,
 }
