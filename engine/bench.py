@@ -206,11 +206,14 @@ def bench_engine(args: BenchArgs) -> dict[str, Any]:
 
 
 def bench_policy(args: BenchArgs) -> dict[str, Any]:
+    """Training SPS of the fx preset's multi-branch transformer vs the MLP policy, same run."""
+    from configs import get_preset
     from hooks.config import HooksConfig
 
-    base = TrainConfig(env="fx", total_steps=max(args.steps // 4, 2048), num_envs=16, rollout_steps=64,
-                       hooks=HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean",
-                                         checkpoint_every=0, save_top_k=0))
+    base = dataclasses.replace(
+        get_preset("fx"), total_steps=max(args.steps // 4, 2048), threads=args.threads, report_split="none",
+        hooks=HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean",
+                          checkpoint_every=0, save_top_k=0))
     contenders = {
         "mlp": lambda: _engine_sps(dataclasses.replace(base, policy="mlp"), [], builtin=False),
         "transformer": lambda: _engine_sps(dataclasses.replace(base, policy="transformer"), [], builtin=False),
@@ -218,7 +221,8 @@ def bench_policy(args: BenchArgs) -> dict[str, Any]:
                                                                     precision="bf16-mixed"), [], builtin=False),
     }
     res = _median_ratios(contenders, args.rounds, base="mlp")
-    res["setup"] = {"env": "fx", "num_envs": 16, "rollout_steps": 64, "steps": base.total_steps}
+    res["setup"] = {"preset": "fx", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
+                    "steps": base.total_steps, "model": dataclasses.asdict(base.model)}
     return res
 
 
