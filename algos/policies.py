@@ -6,7 +6,6 @@ concatenated in sorted order) and any Discrete or Box action space.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import gymnasium as gym

@@ -7,7 +7,6 @@ optional target-KL early stop.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from tensordict import TensorDict

@@ -7,7 +7,6 @@ the tuned CartPole settings).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from configs.presets import PRESETS
 from engine.config import TrainConfig

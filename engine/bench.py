@@ -120,6 +120,7 @@ def bare_ppo(cfg: TrainConfig, cpu: bool = True) -> float:
             ret = adv + val_b
         b_obs, b_act, b_logp = obs_b.reshape(T * N, -1), act_b.reshape(-1), logp_b.reshape(-1)
         b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_b.reshape(-1)
+        approx_kl = torch.zeros(())
         mb = (T * N) // p.num_minibatches
         clip = p.clip_coef * ((1.0 - update / num_updates) if p.anneal_clip else 1.0)
         clipfracs: list[float] = []
@@ -146,6 +147,7 @@ def bare_ppo(cfg: TrainConfig, cpu: bool = True) -> float:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), p.max_grad_norm)
                 opt.step()
+        _logged = (float(approx_kl), float(np.mean(clipfracs)), float(np.mean(returns[-20:])) if returns else 0.0)
     sps = step / (clock() - t0)
     envs.close()
     return sps
@@ -161,7 +163,7 @@ for _event in EVENTS:
 
 def _engine_sps(cfg: TrainConfig, hooks: list[Any], builtin: bool, cpu: bool = True) -> float:
     """Training steps per CPU second of the engine's loop (set-up excluded), or per wall second."""
-    from engine.loop import train
+    from engine.launch import train
 
     with tempfile.TemporaryDirectory() as tmp:
         c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=builtin)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from engine.config import TrainConfig, config_from_dict, config_to_dict
 from engine.events import HookBus
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
+from engine.state import rng_state, set_rng_state, to_cpu, to_device
 from engine.vec import make_gym_vector_env
 
 RECENT_EPISODES = 20
@@ -65,43 +65,6 @@ def make_train_env(cfg: TrainConfig, num_envs: int, seed: int, device: torch.dev
 
         return make_fx_vector_env(cfg.fx, num_envs=num_envs, seed=seed, device=device, split="train")
     return make_gym_vector_env(cfg.env, num_envs, cfg.vector_mode, device)
-
-
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` and prove it writable, before any work starts."""
-    path = Path(out_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_probe_{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"--out-dir {str(path)!r} is not writable: {exc.strerror or exc}") from exc
-    return path
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "numpy_gauss": [int(np_state[3]), float(np_state[4])],
-        "python": torch.tensor(py_state[1], dtype=torch.int64),
-        "python_version": int(py_state[0]),
-        "python_gauss": py_state[2],
-    }
-
-
-def _set_rng_state(s: dict[str, Any]) -> None:
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
-    np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"],
-                         s["numpy_gauss"][0], s["numpy_gauss"][1]))
-    random.setstate((s["python_version"], tuple(int(x) for x in s["python"].tolist()), s["python_gauss"]))
 
 
 def _clone(obs: Any) -> Any:
@@ -218,7 +181,7 @@ class Run:
     def _rank_state(self) -> dict[str, Any]:
         env_state = self.envs.state_dict() if callable(getattr(self.envs, "state_dict", None)) else None
         return {
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "envs": env_state,
             "next_obs": _clone(self.next_obs),
             "ep_return": self.ep_return.clone().cpu(),
@@ -230,10 +193,10 @@ class Run:
         local = self._rank_state()
         if self.world_size > 1:
             gathered: list[Any] = [None] * self.world_size
-            torch.distributed.all_gather_object(gathered, {k: _cpu(v) for k, v in local.items()})
+            torch.distributed.all_gather_object(gathered, {k: to_cpu(v) for k, v in local.items()})
             ranks = gathered
         else:
-            ranks = [{k: _cpu(v) for k, v in local.items()}]
+            ranks = [{k: to_cpu(v) for k, v in local.items()}]
         return {
             "policy": self.algo.policy,
             "optimizer": self.algo.optimizer,
@@ -279,10 +242,10 @@ class Run:
         ranks = rest["ranks"]
         if len(ranks) == self.world_size:
             mine = ranks[self.rank]
-            _set_rng_state(mine["rng"])
+            set_rng_state(mine["rng"])
             if mine["envs"] is not None and callable(getattr(self.envs, "load_state_dict", None)):
                 self.envs.load_state_dict(mine["envs"])
-                self.next_obs = _to_device(mine["next_obs"], self.device)
+                self.next_obs = to_device(mine["next_obs"], self.device)
                 self.ep_return = mine["ep_return"].to(self.device)
                 self.ep_start = self._vstep - mine["ep_length"].to(self.device)
             else:  # the env cannot restore its episode: start fresh episodes, reproducibly
@@ -497,22 +460,6 @@ class Run:
         }
 
 
-def _cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, dict):
-        return {k: _cpu(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_cpu(v) for v in x]
-    return x
-
-
-def _to_device(x: Any, device: torch.device) -> Any:
-    if isinstance(x, dict):
-        return {k: _to_device(v, device) for k, v in x.items()}
-    return x.to(device)
-
-
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -525,76 +472,6 @@ def _make_eval_env(cfg: TrainConfig, device: torch.device) -> Any:
 
         return make_fx_eval_env(cfg.fx, split="val", seed=cfg.seed, device=device)
     return make_gym_vector_env(cfg.env, 1, "sync", device)
-
-
-# ----------------------------------------------------------------------------------------------
-# entry points
-# ----------------------------------------------------------------------------------------------
-def make_fabric(cfg: TrainConfig, hooks: Sequence[Any], loggers: Sequence[Any] = ()) -> Fabric:
-    strategy = cfg.strategy
-    if strategy == "auto" and cfg.devices * cfg.num_nodes > 1:
-        strategy = "ddp"
-    return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy, num_nodes=cfg.num_nodes,
-                  precision=cfg.precision, loggers=list(loggers), callbacks=list(hooks))
-
-
-def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) -> dict[str, Any]:
-    from hooks import build_default_hooks, make_loggers
-    from hooks.continuous import resolve_resume
-
-    # loggers are made here, once the rank is known (only rank 0 starts a W&B run)
-    fabric._loggers = make_loggers(cfg.hooks.loggers, cfg.out_dir, Path(cfg.out_dir).name, config_to_dict(cfg),
-                                   online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project,
-                                   is_global_zero=fabric.is_global_zero)
-    builtin = build_default_hooks(cfg.hooks, has_eval=True) if cfg.builtin_hooks else []
-    if cfg.env == "fx" and cfg.report_split != "none":
-        from hooks.backtest_report import BacktestReportHook
-
-        builtin.append(BacktestReportHook(split=cfg.report_split))
-    hooks = [*builtin, *user_hooks]
-    run = Run(cfg, fabric, hooks)
-    resume_path = resolve_resume(cfg.resume, cfg.out_dir)
-    if resume_path is not None:
-        run.load_checkpoint(resume_path)
-    return run.train()
-
-
-def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
-    """Train with ``cfg``; ``hooks`` are added after the default ones. Returns the summary dict."""
-    validate_config(cfg)
-    check_out_dir(cfg.out_dir)
-    if cfg.resume not in (None, "auto"):
-        read_checkpoint(cfg.resume)  # a bad explicit checkpoint fails now, naming the file
-    user_hooks = list(hooks)
-    HookBus(user_hooks)  # misspelled event names fail before any work
-    fabric = make_fabric(cfg, user_hooks)
-    # launch(fn) covers every launcher: in-process, subprocess (ddp re-runs the command) and spawn
-    return fabric.launch(_run_on_rank, cfg, user_hooks)
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Reject bad flag values with a message naming the flag, before any work starts."""
-    def need(ok: bool, flag: str, msg: str) -> None:
-        if not ok:
-            raise ValueError(f"{flag}: {msg}")
-
-    need(cfg.total_steps > 0, "--total-steps", f"must be > 0 (got {cfg.total_steps})")
-    need(cfg.num_envs > 0, "--num-envs", f"must be > 0 (got {cfg.num_envs})")
-    need(cfg.rollout_steps > 0, "--rollout-steps", f"must be > 0 (got {cfg.rollout_steps})")
-    need(cfg.devices > 0, "--devices", f"must be > 0 (got {cfg.devices})")
-    need(cfg.num_nodes > 0, "--num-nodes", f"must be > 0 (got {cfg.num_nodes})")
-    need(cfg.precision in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
-         "--precision", f"unknown value {cfg.precision!r}")
-    if cfg.algo == "ppo":
-        p = cfg.ppo
-        need(p.num_minibatches > 0, "--ppo.num-minibatches", "must be > 0")
-        need((cfg.rollout_steps * cfg.num_envs) % p.num_minibatches == 0, "--ppo.num-minibatches",
-             f"rollout_steps * num_envs = {cfg.rollout_steps * cfg.num_envs} is not divisible by {p.num_minibatches}")
-        need(p.update_epochs > 0, "--ppo.update-epochs", "must be > 0")
-        need(p.clip_coef > 0, "--ppo.clip-coef", "must be > 0")
-    need(0 < cfg.algo_cfg.gamma <= 1, f"--{cfg.algo}.gamma", f"must be in (0, 1] (got {cfg.algo_cfg.gamma})")
-    need(0 <= cfg.algo_cfg.gae_lambda <= 1, f"--{cfg.algo}.gae-lambda", "must be in [0, 1]")
-    need(cfg.algo_cfg.learning_rate > 0, f"--{cfg.algo}.learning-rate", "must be > 0")
 
 
 def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TrainConfig, Any]:

@@ -18,7 +18,7 @@ import tyro
 from configs import PRESET_FOR_ENV, get_preset
 from engine.checkpoint import CheckpointError
 from engine.config import TrainConfig
-from engine.loop import train
+from engine.launch import train
 
 __all__ = ["main", "parse_args", "train"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from configs.fx import fx, fx_ou, fx_randomwalk
-from engine.loop import train
+from engine.ppo import train
 from hooks.config import HooksConfig
 
 QUIET_HOOKS = HooksConfig(progress=False, loggers=(), eval_every=0, checkpoint_every=0, save_top_k=0,
