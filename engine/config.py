@@ -95,6 +95,8 @@ class TrainConfig:
 
     env: str = "fx"
     """``fx`` (the FX trading env, see ``--fx.*``) or any gymnasium id, e.g. ``CartPole-v1``."""
+    data: str | None = None
+    """FX only: train on this CSV/Parquet bar file instead of the synthetic market (same as --fx.data)."""
     preset: str | None = None
     """Named preset from ``configs/`` (e.g. ``cartpole``, ``fx``, ``fx-ou``, ``fx-randomwalk``); later flags override it."""
     algo: Literal["ppo", "a2c"] = "ppo"

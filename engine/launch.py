@@ -6,6 +6,7 @@ an explicitly named checkpoint, misspelled hook events) fails here, before any w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -63,7 +64,18 @@ def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) ->
 
 def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
     """Train with ``cfg``; ``hooks`` are added after the default ones. Returns the summary dict."""
+    if cfg.data is not None:
+        if cfg.env != "fx":
+            raise ValueError(f"--data: bar files are for the FX env, but --env is {cfg.env!r}")
+        if not Path(cfg.data).is_file():
+            raise ValueError(f"--data: file {cfg.data} does not exist")
+        cfg = dataclasses.replace(cfg, fx=dataclasses.replace(cfg.fx, data=cfg.data))
     validate_config(cfg)
+    if cfg.env == "fx":  # bad market data or FX settings fail here, naming the file/row/column or flag
+        from envs import load_market
+
+        cfg.fx.validate()
+        load_market(cfg.fx)
     check_out_dir(cfg.out_dir)
     if cfg.resume not in (None, "auto"):
         read_checkpoint(cfg.resume)  # a bad explicit checkpoint fails now, naming the file
