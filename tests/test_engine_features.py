@@ -1,0 +1,58 @@
+"""Engine features beyond the main path: Box actions, async vector envs, FX continuous positions,
+target-KL early stop, LR annealing, presets and flag overrides."""
+
+import pytest
+
+from engine.ppo import parse_args, train
+
+QUIET = ["--hooks.no-progress", "--report-split", "none", "--hooks.eval-every", "0"]
+
+
+class LrProbe:
+    def __init__(self):
+        self.lrs, self.epochs = [], []
+
+    def on_metrics_computed(self, metrics):
+        self.lrs.append(metrics["train/lr"])
+        if "train/epochs_run" in metrics:
+            self.epochs.append(metrics["train/epochs_run"])
+
+
+def test_continuous_actions_on_pendulum(tmp_path):
+    probe = LrProbe()
+    summary = train(parse_args(["--env", "Pendulum-v1", "--policy", "mlp", "--total-steps", "1024", "--num-envs", "4",
+                                "--rollout-steps", "64", "--out-dir", str(tmp_path), *QUIET]), hooks=[probe])
+    assert summary["global_step"] == 1024 and summary["episodes"] == 4  # Pendulum truncates at 200 steps
+    # linear annealing: 4 updates, lr falls by a quarter of the initial value each time
+    lr0 = parse_args(["--env", "Pendulum-v1"]).ppo.learning_rate
+    assert probe.lrs == pytest.approx([lr0 * 0.75, lr0 * 0.5, lr0 * 0.25, 0.0])
+
+
+def test_async_vector_env(tmp_path):
+    summary = train(parse_args(["--env", "CartPole-v1", "--vector-mode", "async", "--total-steps", "256",
+                                "--num-envs", "2", "--rollout-steps", "32", "--out-dir", str(tmp_path), *QUIET]))
+    assert summary["global_step"] == 256 and summary["episodes"] > 0
+
+
+def test_fx_continuous_positions(tmp_path):
+    summary = train(parse_args(["--fx.action-mode", "continuous", "--policy", "mlp", "--total-steps", "256",
+                                "--num-envs", "4", "--rollout-steps", "32", "--fx.synthetic-n-bars", "12000",
+                                "--out-dir", str(tmp_path), *QUIET]))
+    assert summary["global_step"] == 256 and summary["nonfinite_updates"] == 0
+
+
+def test_target_kl_stops_epochs_early(tmp_path):
+    probe = LrProbe()
+    train(parse_args(["--env", "CartPole-v1", "--total-steps", "512", "--num-envs", "4", "--rollout-steps", "64",
+                      "--ppo.update-epochs", "10", "--ppo.num-minibatches", "2", "--ppo.target-kl", "1e-9",
+                      "--ppo.learning-rate", "1e-2", "--out-dir", str(tmp_path), *QUIET]), hooks=[probe])
+    assert probe.epochs and max(probe.epochs) < 10  # KL exceeded the tiny target after the first epoch
+
+
+def test_preset_then_flags_override(tmp_path):
+    cfg = parse_args(["--preset", "cartpole", "--ppo.learning-rate", "0.01", "--num-envs", "3"])
+    assert cfg.env == "CartPole-v1" and cfg.ppo.learning_rate == 0.01 and cfg.num_envs == 3
+    assert cfg.ppo.update_epochs == 20  # untouched preset value
+    assert parse_args(["--env", "CartPole-v1"]).preset == "cartpole"  # the env's preset by default
+    a2c = parse_args(["--env", "CartPole-v1"], algo="a2c")
+    assert a2c.algo == "a2c"
