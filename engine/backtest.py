@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +225,12 @@ def target_to_action(target: float, env: Any) -> torch.Tensor:
         if levels.size != space.n:
             raise ValueError(f"env action space is Discrete({space.n}) but its position levels are {tuple(levels)}; "
                              f"expose env.position_levels")
-        return torch.tensor([int(np.argmin(np.abs(levels - target)))], dtype=torch.int64, device=device)
+        dist = np.abs(levels - target)
+        nearest = np.flatnonzero(np.isclose(dist, dist.min()))
+        if nearest.size > 1:
+            raise ValueError(f"position levels {tuple(levels.tolist())} cannot express target {target}: "
+                             f"{tuple(levels[nearest].tolist())} are equally near")
+        return torch.tensor([int(nearest[0])], dtype=torch.int64, device=device)
     if isinstance(space, gym.spaces.Box):
         low, high = float(np.min(space.low)), float(np.max(space.high))
         return torch.tensor([[min(max(target, low), high)]], dtype=torch.float32, device=device)
@@ -264,13 +270,16 @@ class Momentum:
         return self.actions[float(np.sign(change))]
 
 
+BASELINES: dict[str, Callable[[Any, int], PolicyFn]] = {
+    "flat": lambda env, lookback: ConstantTarget(env, 0.0),
+    "buy_and_hold": lambda env, lookback: ConstantTarget(env, 1.0),
+    "momentum": lambda env, lookback: Momentum(env, lookback),
+}
+
+
 def make_baselines(env: Any, momentum_lookback: int = 20) -> dict[str, PolicyFn]:
     """Fresh baseline policies for ``env`` (momentum keeps state: one instance per backtest)."""
-    return {
-        "flat": ConstantTarget(env, 0.0),
-        "buy_and_hold": ConstantTarget(env, 1.0),
-        "momentum": Momentum(env, momentum_lookback),
-    }
+    return {name: make(env, momentum_lookback) for name, make in BASELINES.items()}
 
 
 # ---------------------------------------------------------------------------------- report
@@ -309,9 +318,15 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir
     split = split if split is not None else getattr(env, "split", None)
     traj = run_backtest(policy_fn, env)
     baselines: dict[str, Trajectory] = {}
-    for name in ("flat", "buy_and_hold", "momentum"):
+    skipped: dict[str, str] = {}
+    for name, make in BASELINES.items():
         b_env = env_factory()
-        baselines[name] = run_backtest(make_baselines(b_env, momentum_lookback)[name], b_env)
+        try:
+            baselines[name] = run_backtest(make(b_env, momentum_lookback), b_env)
+        except ValueError as exc:  # e.g. no 0 among the position levels: "flat" is not expressible
+            warnings.warn(f"baseline {name} skipped: {exc}", stacklevel=2)
+            skipped[name] = str(exc)
+            continue
         if len(baselines[name]) != len(traj) and not (traj.terminated or baselines[name].terminated):
             raise RuntimeError(f"baseline {name} ran {len(baselines[name])} steps but the policy ran {len(traj)}: "
                                f"env_factory must return envs over the same split")
@@ -328,6 +343,8 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir
         "periods_per_year": float(periods_per_year),
         "terminated_early": traj.terminated,
     }
+    if skipped:
+        result["baselines_skipped"] = skipped
     result = _json_safe(result)
     with open(out / "report.json", "w") as fh:
         json.dump(result, fh, indent=2)
