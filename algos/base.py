@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 from tensordict import TensorDict
+from lightning.fabric.plugins.precision import MixedPrecision, Precision
 from torch import nn
 
 from algos.distributions import deterministic_action, make_distribution
@@ -45,6 +46,11 @@ class Algorithm(ABC):
         optimizer = self.make_optimizer(policy)
         self._raw_policy = policy
         self.policy, self.optimizer = fabric.setup(policy, optimizer)
+        # The Fabric module wrapper is what makes DDP sync gradients and casts inputs for "-true"
+        # precisions; on one process with a mixed/full precision it only adds ~40 µs a forward
+        # (measured), so the update then calls the module itself under fabric.autocast().
+        plain = fabric.world_size == 1 and type(fabric.strategy.precision) in (Precision, MixedPrecision)
+        self._train_forward = self._raw_policy if plain else self.policy
         anneal = getattr(cfg, "anneal_lr", False)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: max(0.0, 1.0 - u / self.num_updates) if anneal else 1.0
@@ -79,8 +85,9 @@ class Algorithm(ABC):
         return deterministic_action(self.action_space, params)
 
     def evaluate_actions(self, obs: Any, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(log_prob, entropy, value) of given actions, with gradients, via the Fabric-wrapped policy."""
-        params, value = self.policy(obs)
+        """(log_prob, entropy, value) of given actions, with gradients."""
+        with self.fabric.autocast():
+            params, value = self._train_forward(obs)
         dist = make_distribution(self.action_space, params)
         return dist.log_prob(action), dist.entropy(), value.float()
 
