@@ -190,13 +190,11 @@ class Run:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds (modules/optimizer/stateful objects are converted by Fabric)."""
-        local = self._rank_state()
+        local = to_cpu(self._rank_state())
+        ranks: list[Any] = [local]
         if self.world_size > 1:
-            gathered: list[Any] = [None] * self.world_size
-            torch.distributed.all_gather_object(gathered, {k: to_cpu(v) for k, v in local.items()})
-            ranks = gathered
-        else:
-            ranks = [{k: to_cpu(v) for k, v in local.items()}]
+            ranks = [None] * self.world_size
+            torch.distributed.all_gather_object(ranks, local)
         return {
             "policy": self.algo.policy,
             "optimizer": self.algo.optimizer,
@@ -400,53 +398,55 @@ class Run:
         self.ep_return[done] = 0.0
         self.ep_start[done] = self._vstep
 
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value averaged over the ranks that have it (NaN = no value yet on that rank)."""
+        if self.world_size == 1:
+            return values
+        keys = sorted(values)
+        vec = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        valid = (~torch.isnan(vec)).double()
+        total = self.fabric.all_reduce(torch.nan_to_num(vec) * valid, reduce_op="sum")
+        count = self.fabric.all_reduce(valid, reduce_op="sum")
+        return {k: s / c if c > 0 else float("nan") for k, s, c in zip(keys, total.tolist(), count.tolist())}
+
+    def _episodes_over_ranks(self) -> int:
+        if self.world_size == 1:
+            return self.episodes
+        n = torch.tensor(float(self.episodes), dtype=torch.float64, device=self.device)
+        return int(self.fabric.all_reduce(n, reduce_op="sum").item())
+
+    def _recent_means(self) -> dict[str, float]:
+        """Mean return and length of the last finished episodes, averaged over ranks."""
+        return self._mean_over_ranks({
+            "episode/return_mean": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan"),
+            "episode/length_mean": float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan"),
+        })
+
     def _cycle_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float,
                        sps: float) -> dict[str, float]:
-        ret = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
-        length = float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")
         local = {f"train/{k}": float(v) for k, v in losses.items()}
-        local.update({"train/lr": self.algo.optimizer.param_groups[0]["lr"],
-                      "episode/return_mean": ret, "episode/length_mean": length})
-        if self.world_size > 1:
-            keys = sorted(local)
-            vec = torch.tensor([local[k] for k in keys], dtype=torch.float64, device=self.device)
-            valid = (~torch.isnan(vec)).double()
-            total = self.fabric.all_reduce(torch.nan_to_num(vec) * valid, reduce_op="sum")
-            count = self.fabric.all_reduce(valid, reduce_op="sum")
-            local = {k: float(s / c) if c > 0 else float("nan") for k, s, c in zip(keys, total.tolist(), count.tolist())}
-            episodes = int(self.fabric.all_reduce(torch.tensor(float(self.episodes), device=self.device),
-                                                  reduce_op="sum").item())
-        else:
-            episodes = self.episodes
-        local.update({
-            "episode/count": float(episodes),
+        local["train/lr"] = self.algo.optimizer.param_groups[0]["lr"]
+        metrics = {**self._mean_over_ranks(local), **self._recent_means()}
+        metrics.update({
+            "episode/count": float(self._episodes_over_ranks()),
             "perf/sps": sps,
             "perf/rollout_s": rollout_s,
             "perf/update_s": update_s,
             "global_step": float(self.global_step),
             "cycle": float(self.cycle),
         })
-        return local
+        return metrics
 
     def _summary(self, wall: float, sps: float) -> dict[str, Any]:
-        ret = float(np.mean(self.recent_returns)) if self.recent_returns else None
-        length = float(np.mean(self.recent_lengths)) if self.recent_lengths else None
-        if self.world_size > 1:
-            stats = torch.tensor([ret or 0.0, 1.0 if ret is not None else 0.0, float(self.episodes)],
-                                 dtype=torch.float64, device=self.device)
-            stats = self.fabric.all_reduce(stats, reduce_op="sum")
-            ret = float(stats[0] / stats[1]) if stats[1] > 0 else None
-            episodes = int(stats[2])
-        else:
-            episodes = self.episodes
+        recent = {k: (None if np.isnan(v) else v) for k, v in self._recent_means().items()}
         return {
             "global_step": self.global_step,
             "cycles": self.cycle,
             "wall_s": round(wall, 3),
             "sps": round(sps, 2),
-            "episodes": episodes,
-            "episode_return_mean": ret,
-            "episode_length_mean": length,
+            "episodes": self._episodes_over_ranks(),
+            "episode_return_mean": recent["episode/return_mean"],
+            "episode_length_mean": recent["episode/length_mean"],
             "algo": self.cfg.algo,
             "policy": self.cfg.policy,
             "env": self.cfg.env,
