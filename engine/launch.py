@@ -14,10 +14,10 @@ from typing import Any
 
 from lightning.fabric import Fabric
 
-from engine.checkpoint import read_checkpoint
 from engine.config import TrainConfig, config_to_dict
 from engine.events import HookBus
 from engine.loop import Run
+from hooks.continuous import resolve_resume
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -33,17 +33,17 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return path
 
 
-def make_fabric(cfg: TrainConfig, hooks: Sequence[Any], loggers: Sequence[Any] = ()) -> Fabric:
+def make_fabric(cfg: TrainConfig, hooks: Sequence[Any]) -> Fabric:
     strategy = cfg.strategy
     if strategy == "auto" and cfg.devices * cfg.num_nodes > 1:
         strategy = "ddp"
     return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy, num_nodes=cfg.num_nodes,
-                  precision=cfg.precision, loggers=list(loggers), callbacks=list(hooks))
+                  precision=cfg.precision, callbacks=list(hooks))
 
 
-def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) -> dict[str, Any]:
+def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any],
+                 resume_path: Path | None) -> dict[str, Any]:
     from hooks import build_default_hooks, make_loggers
-    from hooks.continuous import resolve_resume
 
     # loggers are made here, once the rank is known (only rank 0 starts a W&B run)
     fabric._loggers = make_loggers(cfg.hooks.loggers, cfg.out_dir, Path(cfg.out_dir).name, config_to_dict(cfg),
@@ -56,7 +56,6 @@ def _run_on_rank(fabric: Fabric, cfg: TrainConfig, user_hooks: Sequence[Any]) ->
         builtin.append(BacktestReportHook(split=cfg.report_split))
     hooks = [*builtin, *user_hooks]
     run = Run(cfg, fabric, hooks)
-    resume_path = resolve_resume(cfg.resume, cfg.out_dir)
     if resume_path is not None:
         run.load_checkpoint(resume_path)
     return run.train()
@@ -77,13 +76,12 @@ def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
         cfg.fx.validate()
         load_market(cfg.fx)
     check_out_dir(cfg.out_dir)
-    if cfg.resume not in (None, "auto"):
-        read_checkpoint(cfg.resume)  # a bad explicit checkpoint fails now, naming the file
+    resume_path = resolve_resume(cfg.resume, cfg.out_dir)  # a bad explicit checkpoint fails now, naming it
     user_hooks = list(hooks)
     HookBus(user_hooks)  # misspelled event names fail before any work
     fabric = make_fabric(cfg, user_hooks)
     # launch(fn) covers every launcher: in-process, subprocess (ddp re-runs the command) and spawn
-    return fabric.launch(_run_on_rank, cfg, user_hooks)
+    return fabric.launch(_run_on_rank, cfg, user_hooks, resume_path)
 
 
 def validate_config(cfg: TrainConfig) -> None:
