@@ -33,6 +33,7 @@ SMALL_TRANSFORMER = TransformerConfig(d_model=32, n_heads=4, n_layers=1, dim_fee
 """The transformer sizes of the FX presets (about 48k parameters on the FX observation)."""
 
 _MARKET = FxEnvConfig(synthetic_kind="ou", synthetic_seed=0, bar_seconds=900, ma_window=240, episode_bars=128,
+                      mirror_augment=True,
                       position_levels=(-1.0, 0.0, 1.0))
 
 _PPO = PPOConfig(learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=4, num_minibatches=4,

@@ -70,7 +70,8 @@ def fit_norm(train: Bars, cfg: FxEnvConfig, cache: bool = False) -> FeatureNorm 
         return None
     if not cache:
         return FeatureNorm.fit(train, cfg)
-    key = _market_key(cfg) + (cfg.vol_window, cfg.agg_medium, cfg.agg_low)
+    key = _market_key(cfg) + (cfg.vol_window, cfg.ma_window, cfg.ma_window_long, cfg.agg_medium, cfg.agg_low,
+                               cfg.mirror_augment)
     if key not in _NORMS:
         _NORMS[key] = FeatureNorm.fit(train, cfg)
     return _NORMS[key]

@@ -39,6 +39,13 @@ class FxEnvConfig:
     test_frac: float = 0.15
     """Fraction of bars in the test split."""
 
+    mirror_augment: bool = False
+    """Training episodes run on the real or the mirrored price series (log price reflected around
+    the split's first open, so every rise is a fall), chosen at random per episode; feature
+    normalisation is fitted on both. A policy then cannot profit from the training split's net
+    drift, only from patterns that pay in both directions. Validation, test and backtests
+    always use the real series."""
+
     # --- observation ---------------------------------------------------------------------------
     obs_mode: str = "full"
     """full: causal multi-timeframe features; price: raw close and its difference per bar

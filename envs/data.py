@@ -39,6 +39,15 @@ class Bars:
         return Bars(self.time[s], self.open[s], self.high[s], self.low[s], self.close[s], self.volume[s],
                     f"{self.source}[{start}:{stop}]")
 
+    def mirrored(self) -> "Bars":
+        """The same bars with the log price reflected around the first open (p -> p0^2 / p):
+        every rise becomes an equal fall in log terms, so a net drift flips sign while
+        volatility, ranges and the price level stay the same (like quoting USDEUR scaled back
+        to EURUSD's level). High and low swap roles."""
+        c2 = float(self.open[0]) ** 2
+        return Bars(self.time, c2 / self.open, c2 / self.low, c2 / self.high, c2 / self.close, self.volume,
+                    f"mirror({self.source})")
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading and validation

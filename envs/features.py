@@ -129,7 +129,12 @@ class FeatureNorm:
 
     @staticmethod
     def fit(bars: Bars, cfg: FxEnvConfig) -> "FeatureNorm":
+        """Fit on ``bars`` (and on their mirror image too when ``cfg.mirror_augment``, so the two
+        series share one symmetric normalisation and no feature offset tells them apart)."""
         raws = market_features_raw(bars, cfg)
+        if cfg.mirror_augment:
+            mirror = market_features_raw(bars.mirrored(), cfg)
+            raws = {key: np.concatenate([raw, mirror[key]]) for key, raw in raws.items()}
         mean, std = {}, {}
         for key, raw in raws.items():
             x = raw[:, :N_SCALED]
@@ -156,21 +161,28 @@ class FeatureNorm:
 
 
 class WindowFeatures:
-    """Precomputed feature tables of one split and the gather that builds observations."""
+    """Precomputed feature tables of one split and the gather that builds observations.
 
-    def __init__(self, bars: Bars, cfg: FxEnvConfig, norm: FeatureNorm | None,
+    With several ``variants`` of the bars (the real series and its mirror image) the tables of
+    each are stacked along the rows, and :meth:`observe` takes each env's variant index."""
+
+    def __init__(self, bars: Bars | list[Bars], cfg: FxEnvConfig, norm: FeatureNorm | None,
                  device: torch.device) -> None:
+        variants = bars if isinstance(bars, list) else [bars]
         self.windows = {"high_freq": cfg.window_high, "medium_freq": cfg.window_medium,
                         "low_freq": cfg.window_low}
         self.agg = {"high_freq": 1, "medium_freq": cfg.agg_medium, "low_freq": cfg.agg_low}
         if cfg.obs_mode == "price":
-            raws = {key: price_features_raw(bars, k) for key, k in self.agg.items()}
+            per_variant = [{key: price_features_raw(b, k) for key, k in self.agg.items()} for b in variants]
             clip = None
         else:
             if norm is None:
                 raise ValueError("full observation mode needs a FeatureNorm fitted on the training split")
-            raws = {key: norm.apply(key, raw) for key, raw in market_features_raw(bars, cfg).items()}
+            per_variant = [{key: norm.apply(key, raw) for key, raw in market_features_raw(b, cfg).items()}
+                           for b in variants]
             clip = cfg.obs_clip
+        self.rows = {key: raw.shape[0] for key, raw in per_variant[0].items()}  # rows per variant
+        raws = {key: np.concatenate([pv[key] for pv in per_variant]) for key in per_variant[0]}
         self.tables: dict[str, torch.Tensor] = {}
         for key, raw in raws.items():
             x = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
@@ -180,11 +192,14 @@ class WindowFeatures:
         self.n_features = next(iter(self.tables.values())).shape[1]
         self.offsets = {key: torch.arange(-w + 1, 1, device=device) for key, w in self.windows.items()}
 
-    def observe(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Windows at bar indices ``t`` [N] (bar t closed): dict of [N, W, F] float32."""
+    def observe(self, t: torch.Tensor, variant: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Windows at bar indices ``t`` [N] (bar t closed) of each env's ``variant`` (default 0):
+        dict of [N, W, F] float32."""
         out = {}
         for key, table in self.tables.items():
             k = self.agg[key]
             newest = t if k == 1 else torch.div(t + 1, k, rounding_mode="floor") - 1
+            if variant is not None:
+                newest = newest + variant * self.rows[key]
             out[key] = table[newest.unsqueeze(1) + self.offsets[key]]
         return out

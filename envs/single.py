@@ -32,8 +32,8 @@ def _scalar(x: torch.Tensor) -> float | int | bool:
 
 def _start_info(vec: FxVectorEnv) -> dict[str, Any]:
     """The reset info of env 0's current (just started) episode."""
-    return {"time": _scalar(vec.market["time"][vec.t]), "equity": _scalar(vec.accounts.equity),
-            "position": _scalar(vec.accounts.position), "close": _scalar(vec.market["close"][vec.t])}
+    return {"time": _scalar(vec.market["time"][vec.row]), "equity": _scalar(vec.accounts.equity),
+            "position": _scalar(vec.accounts.position), "close": _scalar(vec.market["close"][vec.row])}
 
 
 def _info_to_python(info: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ Episodes start at a random bar of the split (drawn from each env's own counter-b
 stream: a SplitMix64 hash of (seed, env index, draw number), so draws are reproducible,
 vectorised and resumable) and last ``episode_bars`` steps (``truncated``), or end early at
 the end of the data (``truncated``) or on forced liquidation / bankruptcy (``terminated``).
+With ``cfg.mirror_augment`` a training env (split "train", random starts) also draws, per
+episode, whether it trades the real bars or their mirror image (:meth:`Bars.mirrored`): the
+tables of both are stacked and an env's rows start at ``variant x n_bars``.
 Autoreset is SAME_STEP: a finished env's row of ``obs`` is already its next episode's first
 observation; the last one is in ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
 ``final_obs``/``final_info`` and their masks are present on the steps where some env finished
@@ -118,8 +121,11 @@ class FxVectorEnv(gym.vector.VectorEnv):
         if norm is None and cfg.obs_mode == "full":
             norm = FeatureNorm.fit(bars, cfg)
         self.norm = norm
-        self.features = WindowFeatures(bars, cfg, norm, self.device)
-        self.market = market_arrays(bars, cfg, self.device)
+        self.mirror = bool(cfg.mirror_augment) and split == "train" and start_mode == "random"
+        variants = [bars, bars.mirrored()] if self.mirror else [bars]
+        self.features = WindowFeatures(variants, cfg, norm, self.device)
+        arrays = [market_arrays(b, cfg, self.device) for b in variants]
+        self.market = {key: torch.cat([a[key] for a in arrays]) for key in arrays[0]}
         self.accounts = Accounts(cfg, self.num_envs, self.device)
         self.rewards = RewardSystem(cfg, self.num_envs, self.device)
         self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
@@ -142,6 +148,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         n, dev = self.num_envs, self.device
         self.t = torch.zeros(n, dtype=torch.int64, device=dev)
         self.start = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.variant = torch.zeros(n, dtype=torch.int64, device=dev)  # 1 = mirrored bars
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
         self.ep_len = torch.ones(n, dtype=torch.int64, device=dev)
         self.pending = torch.full((n, self.latency), float("nan"), dtype=torch.float64, device=dev)
@@ -152,20 +159,29 @@ class FxVectorEnv(gym.vector.VectorEnv):
         self._started = False
 
     # ---------------------------------------------------------------------------- randomness
-    def _draw_starts(self, mask: torch.Tensor) -> torch.Tensor:
-        """One uniform start bar per env from its own stream; only masked envs consume a draw."""
+    def _draw_starts(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start bar, variant) per env from its own stream; only masked envs consume a draw.
+        The start is uniform over the startable bars; the variant is 0 (real bars) unless
+        mirroring is on, then a fair coin from an independent hash of the same draw."""
         hi = max(self.t_min, self.n_bars - 1 - self.episode_bars)
-        if self.start_mode == "first" or hi == self.t_min:
-            return torch.full_like(self.t, self.t_min)
+        if self.start_mode == "first" or (hi == self.t_min and not self.mirror):
+            return torch.full_like(self.t, self.t_min), torch.zeros_like(self.t)
         z = splitmix64(self.seed_keys + self.draws * _GOLDEN)
         u = _srl(z, 11).to(torch.float64) / float(1 << 53)
         starts = self.t_min + torch.floor(u * (hi - self.t_min + 1)).to(torch.int64)
+        variant = (splitmix64(z) & 1) if self.mirror else torch.zeros_like(self.t)
         self.draws = self.draws + mask.to(torch.int64)
-        return starts
+        return starts, variant
 
     # ---------------------------------------------------------------------------- episode control
-    def _begin(self, mask: torch.Tensor, starts: torch.Tensor) -> None:
+    @property
+    def row(self) -> torch.Tensor:
+        """Each env's current row in the (variant-stacked) market arrays."""
+        return self.t + self.variant * self.n_bars
+
+    def _begin(self, mask: torch.Tensor, starts: torch.Tensor, variant: torch.Tensor) -> None:
         self.t = torch.where(mask, starts, self.t)
+        self.variant = torch.where(mask, variant, self.variant)
         self.start = torch.where(mask, starts, self.start)
         self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
         self.ep_len = torch.where(mask, torch.clamp(self.n_bars - 1 - starts, max=self.episode_bars), self.ep_len)
@@ -213,21 +229,23 @@ class FxVectorEnv(gym.vector.VectorEnv):
             mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         else:
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device).reshape(self.num_envs)
-        if "start" in options and options["start"] is not None:
+        if "start" in options and options["start"] is not None:  # a chosen start trades the real bars
             starts = torch.full_like(self.t, self._resolve_start(options["start"]))
+            variant = torch.zeros_like(self.t)
         else:
-            starts = self._draw_starts(mask)
-        self._begin(mask, starts)
+            starts, variant = self._draw_starts(mask)
+        self._begin(mask, starts, variant)
         self._started = True
         obs = self._observe()
-        info = {"time": self.market["time"][self.t], "equity": self.accounts.equity.clone(),
-                "position": self.accounts.position.clone(), "close": self.market["close"][self.t]}
+        row = self.row
+        info = {"time": self.market["time"][row], "equity": self.accounts.equity.clone(),
+                "position": self.accounts.position.clone(), "close": self.market["close"][row]}
         return obs, info
 
     # ---------------------------------------------------------------------------- observation
     def _portfolio(self) -> torch.Tensor:
         acc, cfg = self.accounts, self.cfg
-        close = self.market["close"][self.t]
+        close = self.market["close"][self.row]
         e0 = cfg.initial_equity
         equity = acc.equity
         safe_eq = equity.clamp(min=1e-9)
@@ -244,7 +262,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         return torch.stack(cols, dim=1).clamp(-cfg.obs_clip, cfg.obs_clip).to(torch.float32)
 
     def _observe(self) -> dict[str, torch.Tensor]:
-        obs = self.features.observe(self.t)
+        obs = self.features.observe(self.t, self.variant if self.mirror else None)
         obs["portfolio"] = self._portfolio()
         return obs
 
@@ -265,7 +283,8 @@ class FxVectorEnv(gym.vector.VectorEnv):
         acc, m = self.accounts, self.market
         self.last_target = target
 
-        t_prev, t = self.t, self.t + 1
+        t_prev = self.row  # rows of bars t and t + 1 in the market arrays
+        t = t_prev + 1
         open_, close, close_prev = m["open"][t], m["close"][t], m["close"][t_prev]
         equity_prev = acc.equity
         pnl = acc.position * (open_ - close_prev)
@@ -290,7 +309,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
                                                       acc.peak_equity, acc.position)
-        self.t = t
+        self.t = self.t + 1
         self.steps = self.steps + 1
         self.episode_return = self.episode_return + reward64
         terminated = breach
@@ -307,7 +326,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         if bool(done.any()):
             info["final_obs"], info["_final_obs"] = obs, done
             info["final_info"], info["_final_info"] = self._episode_summary(terminated), done
-            self._begin(done, self._draw_starts(done))
+            self._begin(done, *self._draw_starts(done))
             obs = self._observe()
         return obs, reward64.to(torch.float32), terminated, truncated, info
 
@@ -324,13 +343,15 @@ class FxVectorEnv(gym.vector.VectorEnv):
             "traded_notional": acc.traded_notional.clone(),
             "max_drawdown_equity": acc.peak_equity - acc.equity, "liquidated": terminated.clone(),
             "start_time": self.market["time"][self.start], "end_time": self.market["time"][self.t],
+            "mirrored": self.variant.clone().to(torch.bool),
         }
 
     # ---------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         return {
             "num_envs": self.num_envs, "n_bars": self.n_bars, "started": self._started,
-            "t": self.t.clone(), "start": self.start.clone(), "steps": self.steps.clone(),
+            "t": self.t.clone(), "start": self.start.clone(), "variant": self.variant.clone(),
+            "steps": self.steps.clone(),
             "ep_len": self.ep_len.clone(), "pending": self.pending.clone(),
             "last_target": self.last_target.clone(), "episode_return": self.episode_return.clone(),
             "seed_keys": self.seed_keys.clone(), "draws": self.draws.clone(),
@@ -345,6 +366,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         for name in ("t", "start", "steps", "ep_len", "pending", "last_target", "episode_return",
                      "seed_keys", "draws"):
             setattr(self, name, state[name].to(dev).clone())
+        self.variant = state["variant"].to(dev).clone() if "variant" in state else torch.zeros_like(self.t)
         self.accounts.load_state_dict(state["accounts"])
         self.rewards.load_state_dict(state["rewards"])
         self._started = bool(state["started"])
