@@ -41,8 +41,9 @@ class FxEnvConfig:
 
     mirror_augment: bool = False
     """Training episodes run on the real or the mirrored price series (log price reflected around
-    the split's first open, so every rise is a fall), chosen at random per episode; feature
-    normalisation is fitted on both. A policy then cannot profit from the training split's net
+    the split's first open, so every rise is a fall, and the long and short swap rates trade
+    places as for the inverted pair), chosen at random per episode; feature normalisation is
+    fitted on both. A policy then cannot profit from the training split's net
     drift, only from patterns that pay in both directions. Validation, test and backtests
     always use the real series."""
 

@@ -105,10 +105,13 @@ class Accounts:
         self.traded_notional = self.traded_notional + absq * mid
         return res
 
-    def accrue_swap(self, n_rollovers: torch.Tensor) -> torch.Tensor:
-        """Credit/charge swap for ``n_rollovers`` [N] crossings on the current position."""
+    def accrue_swap(self, n_rollovers: torch.Tensor, mirrored: torch.Tensor | None = None) -> torch.Tensor:
+        """Credit/charge swap for ``n_rollovers`` [N] crossings on the current position. On a
+        ``mirrored`` row (the inverted pair of mirror augmentation) a long position is
+        economically a short of the real pair, so the long and short rates trade places."""
         pos = self.position
-        rate = torch.where(pos > 0, torch.full_like(pos, self.cfg.swap_long),
+        long_side = pos > 0 if mirrored is None else (pos > 0) != mirrored
+        rate = torch.where(long_side, torch.full_like(pos, self.cfg.swap_long),
                            torch.full_like(pos, self.cfg.swap_short))
         swap = n_rollovers * rate * pos.abs()
         self.cash = self.cash + swap

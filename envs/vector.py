@@ -296,7 +296,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
             fill = acc.fill(torch.nan_to_num(due, nan=0.0), open_, m["vol"][t_prev], ~torch.isnan(due))
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
         cost = fill.cost
-        swap = acc.accrue_swap(m["rollovers"][t])
+        swap = acc.accrue_swap(m["rollovers"][t], self.variant.to(torch.bool) if self.mirror else None)
         pnl = pnl + acc.position * (close - open_)
         acc.mark(close)
         breach = acc.margin_breach(close)

@@ -17,12 +17,13 @@ from envs.vector import FxVectorEnv
 
 torch.set_num_threads(1)
 CFG = FxEnvConfig(episode_bars=25, window_high=32, window_medium=8, window_low=8, agg_medium=5, agg_low=20,
-                  ma_window=30, ma_window_long=100, mirror_augment=True)
+                  ma_window=30, ma_window_long=100, mirror_augment=True,
+                  swap_long=-0.0004, swap_short=0.0001)  # big, unequal swaps so the swap side matters
 
 
 @pytest.fixture(scope="module")
 def bars() -> Bars:
-    return generate("randomwalk", 3000, seed=4, skip_weekends=True)
+    return generate("randomwalk", 3000, seed=4, bar_seconds=900, skip_weekends=True)
 
 
 def test_mirrored_bars_flip_every_log_move_and_keep_the_level(bars):
@@ -56,11 +57,12 @@ def test_norm_fitted_on_both_series_is_symmetric(bars):
 def _play(env: FxVectorEnv, actions: np.ndarray) -> list[dict]:
     """Episodes of a 1-env env under fixed actions: start time, variant, actions, rewards, obs."""
     obs, _ = env.reset()
-    episodes, cur = [], {"actions": [], "rewards": [], "obs": []}
+    episodes, cur = [], {"actions": [], "rewards": [], "obs": [], "swap": 0.0}
     for a in actions:
         obs, r, _, _, info = env.step(torch.tensor([a]))
         cur["actions"].append(int(a))
         cur["rewards"].append(float(r[0]))
+        cur["swap"] += float(info["reward/swap"][0])
         done = "_final_obs" in info and bool(info["_final_obs"][0])
         cur["obs"].append({k: v.clone() for k, v in (info["final_obs"] if done else obs).items()})
         if done:
@@ -68,7 +70,7 @@ def _play(env: FxVectorEnv, actions: np.ndarray) -> list[dict]:
             cur["start_time"] = int(fi["start_time"][0])
             cur["mirrored"] = bool(fi["mirrored"][0])
             episodes.append(cur)
-            cur = {"actions": [], "rewards": [], "obs": []}
+            cur = {"actions": [], "rewards": [], "obs": [], "swap": 0.0}
     return episodes
 
 
@@ -82,8 +84,9 @@ def test_each_episode_is_a_plain_episode_on_the_real_or_the_mirrored_bars(bars):
     assert len(episodes) == 24 and 6 <= sum(flags) <= 18, flags  # a fair coin per episode
 
     plain_cfg = dataclasses.replace(CFG, mirror_augment=False)
+    inverted_pair = dataclasses.replace(plain_cfg, swap_long=CFG.swap_short, swap_short=CFG.swap_long)
     replay = {False: FxVectorEnv(bars, plain_cfg, num_envs=1, norm=norm),
-              True: FxVectorEnv(bars.mirrored(), plain_cfg, num_envs=1, norm=norm)}
+              True: FxVectorEnv(bars.mirrored(), inverted_pair, num_envs=1, norm=norm)}
     times = bars.time.astype("datetime64[ns]").astype(np.int64)
     for ep in episodes:
         other = replay[ep["mirrored"]]
@@ -95,8 +98,9 @@ def test_each_episode_is_a_plain_episode_on_the_real_or_the_mirrored_bars(bars):
             assert float(r2[0]) == r
             for k in o:
                 assert torch.equal(o[k], obs[k]), k
-    # the mirrored episodes really are different markets (the test can fail)
-    assert any(ep["mirrored"] for ep in episodes) and any(not ep["mirrored"] for ep in episodes)
+    # swap accrued in both kinds of episode, so the swapped rates were exercised
+    assert any(ep["swap"] != 0 for ep in episodes if ep["mirrored"])
+    assert any(ep["swap"] != 0 for ep in episodes if not ep["mirrored"])
 
 
 def test_only_training_envs_mirror_and_state_round_trips(bars):
