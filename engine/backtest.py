@@ -270,11 +270,32 @@ class Momentum:
         return self.actions[float(np.sign(change))]
 
 
+class RandomActions:
+    """A uniformly random action every bar (seeded, so the report is reproducible): the
+    turnover and cost reference a policy that learned nothing would have."""
+
+    def __init__(self, env: Any, seed: int = 0) -> None:
+        self.space = _single_action_space(env)
+        if not isinstance(self.space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise ValueError(f"random baseline supports Discrete or Box action spaces, got {self.space!r}")
+        self.rng = np.random.default_rng(seed)
+        self.device = getattr(env, "device", None)
+
+    def __call__(self, obs: Any, info: Mapping[str, Any]) -> torch.Tensor:
+        if isinstance(self.space, gym.spaces.Discrete):
+            a = torch.tensor([int(self.space.start) + int(self.rng.integers(self.space.n))])
+        else:
+            a = torch.as_tensor(self.rng.uniform(self.space.low, self.space.high), dtype=torch.float32)[None]
+        return a.to(self.device) if self.device is not None else a
+
+
 BASELINES: dict[str, Callable[[Any, int], PolicyFn]] = {
     "flat": lambda env, lookback: ConstantTarget(env, 0.0),
     "buy_and_hold": lambda env, lookback: ConstantTarget(env, 1.0),
     "momentum": lambda env, lookback: Momentum(env, lookback),
+    "random": lambda env, lookback: RandomActions(env),
 }
+NOT_PLOTTED = frozenset({"random"})  # its equity curve dives and would flatten the others
 
 
 def make_baselines(env: Any, momentum_lookback: int = 20) -> dict[str, PolicyFn]:
@@ -306,7 +327,7 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir
     """Backtest ``policy_fn`` and the baselines on fresh envs from ``env_factory``; write the report.
 
     Writes into ``out_dir``: ``report.json`` (``{"split", "metrics", "baselines": {"flat",
-    "buy_and_hold", "momentum"}, "bars", "start", "end", "periods_per_year"}``; non-finite
+    "buy_and_hold", "momentum", "random"}, "bars", "start", "end", "periods_per_year"}``; non-finite
     metrics such as an infinite profit factor are written as null), ``equity_drawdown.png``,
     ``positions.png`` and ``trade_returns.png``. Returns the dict as written.
     ``periods_per_year`` defaults to :func:`engine.report.infer_periods_per_year` of the bar
@@ -353,6 +374,8 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir
     n = len(traj) + 1
     curves = {label: traj.equity_curve}
     for name, t in baselines.items():
+        if name in NOT_PLOTTED:
+            continue
         curve = t.equity_curve
         if curve.size < n:  # a baseline that was liquidated early stays at its last equity
             curve = np.concatenate([curve, np.full(n - curve.size, curve[-1])])
@@ -370,7 +393,8 @@ def format_summary(result: Mapping[str, Any]) -> str:
     """A small text table of the main metrics: policy vs baselines."""
     cols = {"policy": result["metrics"], **result["baselines"]}
     rows = [("total_return", "{:+.2%}"), ("sharpe", "{:.2f}"), ("max_drawdown", "{:.2%}"),
-            ("win_rate", "{:.1%}"), ("profit_factor", "{:.2f}"), ("n_trades", "{:d}"), ("exposure", "{:.1%}")]
+            ("win_rate", "{:.1%}"), ("profit_factor", "{:.2f}"), ("n_trades", "{:d}"), ("exposure", "{:.1%}"),
+            ("turnover", "{:.1f}"), ("costs_paid", "{:.2f}")]
     lines = [f"{'':15s}" + "".join(f"{c:>14s}" for c in cols)]
     for key, fmt in rows:
         cells = []
@@ -386,7 +410,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
 
 @dataclass
 class BacktestArgs:
-    """Backtest a trained checkpoint against flat, buy-and-hold and momentum baselines."""
+    """Backtest a trained checkpoint against flat, buy-and-hold, momentum and random-action baselines."""
 
     ckpt: Path
     """Checkpoint file written by training."""

@@ -163,7 +163,7 @@ def test_backtest_report_files_and_contents(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert written == result
     assert result["split"] == "test" and result["bars"] == 119
-    assert set(result["baselines"]) == {"flat", "buy_and_hold", "momentum"}
+    assert set(result["baselines"]) == {"flat", "buy_and_hold", "momentum", "random"}
     for metrics in (result["metrics"], *result["baselines"].values()):
         assert list(metrics) == list(report.METRIC_KEYS)
     assert result["start"] == "2024-01-01T00:00:00Z" and result["end"] == "2024-01-05T23:00:00Z"
@@ -178,6 +178,10 @@ def test_backtest_report_files_and_contents(tmp_path: Path) -> None:
     for name in ("equity_drawdown.png", "positions.png", "trade_returns.png"):
         data = (tmp_path / "rep" / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+    rnd = result["baselines"]["random"]  # uniform random levels: trades on most bars, same every run
+    assert rnd["n_trades"] > 119 * 0.5 and rnd["turnover"] > 10 * bh["turnover"]
+    again = backtest_report(make_policy(factory()), factory, tmp_path / "rep2")
+    assert again["baselines"]["random"] == rnd
 
 
 def test_report_json_is_strict_for_infinite_metrics(tmp_path: Path) -> None:
@@ -224,7 +228,7 @@ def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--data", str(data), "--split", "val"])
     assert args.out_dir is None and args.momentum_lookback == 20
     result = backtest.main(args)
-    assert made == [(str(data), "val", 0)] * 4  # policy + three baselines, all on the overridden data
+    assert made == [(str(data), "val", 0)] * 5  # policy + four baselines, all on the overridden data
     assert result["split"] == "val"
     assert result["metrics"]["total_return"] == pytest.approx(0.05)  # always long (level 4) on a 5 % rise
     assert (tmp_path / "backtest-val" / "report.json").is_file()

@@ -23,6 +23,6 @@ def test_flat_baseline_needs_a_zero_level(tmp_path):
         result = backtest_report(always_long, factory, tmp_path)
     assert "flat" not in result["baselines"] and "flat" in result["baselines_skipped"]
     # momentum also goes flat when it has no signal, so it is skipped too
-    assert set(result["baselines"]) == {"buy_and_hold"} and set(result["baselines_skipped"]) == {"flat", "momentum"}
+    assert set(result["baselines"]) == {"buy_and_hold", "random"} and set(result["baselines_skipped"]) == {"flat", "momentum"}
     # the policy is buy-and-hold itself here: same metrics
     assert result["metrics"]["total_return"] == pytest.approx(result["baselines"]["buy_and_hold"]["total_return"])
