@@ -16,7 +16,6 @@ throughput comparison, not a like-for-like simulator comparison.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from typing import Any
 
