@@ -93,6 +93,11 @@ class Algorithm(ABC):
 
     # -- shared update machinery -----------------------------------------------------------
     @property
+    def progress(self) -> float:
+        """Fraction of the run's updates already done (0 at the start, 1 at the end)."""
+        return min(1.0, self.scheduler.last_epoch / self.num_updates)
+
+    @property
     def lr_fraction(self) -> float:
         return self.scheduler.get_last_lr()[0] / self.optimizer.param_groups[0]["initial_lr"]
 

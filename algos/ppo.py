@@ -7,6 +7,7 @@ optional target-KL early stop.
 
 from __future__ import annotations
 
+from typing import Any
 
 import torch
 from tensordict import TensorDict
@@ -58,6 +59,16 @@ def normalize_advantages(adv: torch.Tensor) -> torch.Tensor:
     return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
+def entropy_coefficient(cfg: Any, progress: float) -> float:
+    """``ent_coef``, or with ``ent_coef_final`` set: constant until ``ent_anneal_start`` of the
+    run, then linear to ``ent_coef_final`` at its end."""
+    final = getattr(cfg, "ent_coef_final", None)
+    start = getattr(cfg, "ent_anneal_start", 0.0)
+    if final is None or progress <= start:
+        return cfg.ent_coef
+    return cfg.ent_coef + (final - cfg.ent_coef) * (progress - start) / (1.0 - start)
+
+
 class PPO(Algorithm):
     name = "ppo"
 
@@ -71,6 +82,7 @@ class PPO(Algorithm):
         batch_size = batch.shape[0]
         mb_size = max(1, batch_size // cfg.num_minibatches)
         clip = cfg.clip_coef * (self.lr_fraction if cfg.anneal_clip else 1.0)
+        ent_coef = entropy_coefficient(cfg, self.progress)
         sums: torch.Tensor | None = None
         n_mb = skipped = 0
         epochs_run = 0
@@ -82,7 +94,7 @@ class PPO(Algorithm):
                 if cfg.norm_adv:
                     adv = normalize_advantages(adv)
                 loss, stats = ppo_loss(new_log_prob, old_log_prob, adv, new_value, old_value, value_target, entropy,
-                                       clip, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef)
+                                       clip, cfg.clip_vloss, cfg.vf_coef, ent_coef)
                 stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
                 skipped += int(not stepped)
                 stats["grad_norm"] = grad_norm
@@ -93,5 +105,5 @@ class PPO(Algorithm):
                 break
         self.end_update()
         out = dict(zip(stats.keys(), (sums / n_mb).tolist()))
-        out.update(skipped_updates=float(skipped), clip_coef=clip, epochs_run=float(epochs_run))
+        out.update(skipped_updates=float(skipped), clip_coef=clip, ent_coef=ent_coef, epochs_run=float(epochs_run))
         return out

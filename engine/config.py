@@ -44,7 +44,13 @@ class PPOConfig:
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     ent_coef: float = 0.01
-    """Entropy bonus coefficient."""
+    """Entropy bonus coefficient (at the start of the run when ``ent_coef_final`` is set)."""
+    ent_coef_final: float | None = None
+    """Anneal the entropy bonus linearly from ``ent_coef`` to this value over the run (None: constant).
+    A strong bonus early keeps exploring; a weak one late lets the policy commit, so the
+    deterministic policy that is evaluated is the one the values were learned for."""
+    ent_anneal_start: float = 0.0
+    """Fraction of the run after which the entropy annealing starts (constant ``ent_coef`` before)."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 0.5

@@ -104,6 +104,10 @@ def validate_config(cfg: TrainConfig) -> None:
              f"rollout_steps * num_envs = {cfg.rollout_steps * cfg.num_envs} is not divisible by {p.num_minibatches}")
         need(p.update_epochs > 0, "--ppo.update-epochs", "must be > 0")
         need(p.clip_coef > 0, "--ppo.clip-coef", "must be > 0")
+        need(p.ent_coef >= 0, "--ppo.ent-coef", f"must be >= 0 (got {p.ent_coef})")
+        need(p.ent_coef_final is None or p.ent_coef_final >= 0, "--ppo.ent-coef-final",
+             f"must be >= 0 (got {p.ent_coef_final})")
+        need(0 <= p.ent_anneal_start < 1, "--ppo.ent-anneal-start", f"must be in [0, 1) (got {p.ent_anneal_start})")
     need(0 < cfg.algo_cfg.gamma <= 1, f"--{cfg.algo}.gamma", f"must be in (0, 1] (got {cfg.algo_cfg.gamma})")
     need(0 <= cfg.algo_cfg.gae_lambda <= 1, f"--{cfg.algo}.gae-lambda", "must be in [0, 1]")
     need(cfg.algo_cfg.learning_rate > 0, f"--{cfg.algo}.learning-rate", "must be > 0")

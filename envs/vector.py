@@ -29,6 +29,7 @@ step (never mutated afterwards), so they may be kept without copying.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -43,8 +44,11 @@ from envs.execution import Accounts
 from envs.features import FeatureNorm, WindowFeatures, bar_duration_ns, base_features_raw
 from envs.reward import RewardSystem
 
-PORTFOLIO_FEATURES = ("position", "unrealised_pnl", "equity_change", "drawdown", "time_in_position",
-                      "last_target", "leverage_used", "episode_progress")
+PORTFOLIO_FEATURES = ("position", "unrealised_pnl", "time_in_position", "last_target")
+"""The account as the policy sees it. Only features whose distribution is the same in a
+training episode (``episode_bars`` long) and in a backtest over a whole split: equity since
+the episode start, drawdown, leverage on current equity and episode progress were tried and
+left out, since in a long backtest they drift far outside anything seen in training."""
 _MASK64 = (1 << 64) - 1
 
 
@@ -246,18 +250,12 @@ class FxVectorEnv(gym.vector.VectorEnv):
     def _portfolio(self) -> torch.Tensor:
         acc, cfg = self.accounts, self.cfg
         close = self.market["close"][self.row]
-        e0 = cfg.initial_equity
-        equity = acc.equity
-        safe_eq = equity.clamp(min=1e-9)
+        held = acc.time_in_position.clamp(max=cfg.episode_bars)  # the training episode length caps it
         cols = [
             acc.position / cfg.max_position,
-            10.0 * acc.unrealised_pnl(close) / e0,
-            10.0 * (equity / e0 - 1.0),
-            10.0 * (acc.peak_equity - equity) / acc.peak_equity.clamp(min=1e-9),
-            torch.log1p(acc.time_in_position) / 5.0,
+            10.0 * acc.unrealised_pnl(close) / cfg.initial_equity,
+            torch.log1p(held) / math.log1p(cfg.episode_bars),
             self.last_target / cfg.max_position,
-            acc.position.abs() * close / safe_eq / acc.leverage,
-            self.steps.to(torch.float64) / self.ep_len.clamp(min=1).to(torch.float64),
         ]
         return torch.stack(cols, dim=1).clamp(-cfg.obs_clip, cfg.obs_clip).to(torch.float32)
 

@@ -70,6 +70,7 @@ def test_unwritable_out_dir_fails_before_training(tmp_path):
     (["--total-steps", "-5"], "--total-steps"),
     (["--ppo.num-minibatches", "3"], "--ppo.num-minibatches"),
     (["--ppo.gamma", "1.5"], "--ppo.gamma"),
+    (["--ppo.ent-coef-final", "-0.1"], "--ppo.ent-coef-final"),
     (["--precision", "bf17"], "--precision"),
     (["--env", "CartPole-v9"], "CartPole-v9"),
     (["--preset", "no-such"], "--preset"),

@@ -10,10 +10,11 @@ QUIET = ["--hooks.no-progress", "--report-split", "none", "--hooks.eval-every", 
 
 class LrProbe:
     def __init__(self):
-        self.lrs, self.epochs = [], []
+        self.lrs, self.epochs, self.ents = [], [], []
 
     def on_metrics_computed(self, metrics):
         self.lrs.append(metrics["train/lr"])
+        self.ents.append(metrics.get("train/ent_coef"))
         if "train/epochs_run" in metrics:
             self.epochs.append(metrics["train/epochs_run"])
 
@@ -26,6 +27,28 @@ def test_continuous_actions_on_pendulum(tmp_path):
     # linear annealing: 4 updates, lr falls by a quarter of the initial value each time
     lr0 = parse_args(["--env", "Pendulum-v1"]).ppo.learning_rate
     assert probe.lrs == pytest.approx([lr0 * 0.75, lr0 * 0.5, lr0 * 0.25, 0.0])
+
+
+def test_entropy_bonus_anneals_linearly_when_asked(tmp_path):
+    args = ["--env", "CartPole-v1", "--total-steps", "1024", "--num-envs", "4", "--rollout-steps", "64",
+            "--ppo.ent-coef", "0.2", *QUIET]
+    probe = LrProbe()
+    train(parse_args([*args, "--ppo.ent-coef-final", "0.04", "--out-dir", str(tmp_path / "a")]), hooks=[probe])
+    # 4 updates; update u (0-based) uses the coefficient at progress u / 4
+    assert probe.ents == pytest.approx([0.2, 0.16, 0.12, 0.08])
+    probe = LrProbe()
+    train(parse_args([*args, "--out-dir", str(tmp_path / "b")]), hooks=[probe])
+    assert probe.ents == pytest.approx([0.2] * 4)  # constant by default
+
+
+def test_entropy_schedule_can_start_late():
+    from algos.ppo import entropy_coefficient
+    from engine.config import PPOConfig
+
+    cfg = PPOConfig(ent_coef=0.2, ent_coef_final=0.0, ent_anneal_start=0.5)
+    got = [entropy_coefficient(cfg, p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert got == pytest.approx([0.2, 0.2, 0.2, 0.1, 0.0])
+    assert entropy_coefficient(PPOConfig(ent_coef=0.2), 0.9) == 0.2
 
 
 def test_async_vector_env(tmp_path):

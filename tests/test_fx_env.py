@@ -232,7 +232,7 @@ def test_gym_make_and_make_vec(bars):
     vec = gym.make_vec(envs.ENV_ID, num_envs=5, vectorization_mode="vector_entry_point", data=bars, seed=2, **kw)
     assert isinstance(vec.unwrapped, FxVectorEnv) and vec.num_envs == 5
     obs, info = vec.reset(seed=2)
-    assert obs["portfolio"].shape == (5, 8) and obs["low_freq"].dtype == torch.float32
+    assert obs["portfolio"].shape == (5, 4) and obs["low_freq"].dtype == torch.float32
     obs, r, te, tr, info = vec.step(torch.zeros(5, dtype=torch.int64))
     assert r.shape == (5,) and r.dtype == torch.float32 and te.dtype == torch.bool
     assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
