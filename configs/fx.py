@@ -24,7 +24,11 @@ Why these settings (each was needed for the agent to stay out of a market with n
   carry of one side can be learned as an "edge"; without it a random-walk agent picked a side
   and held it through the test split (one seed lost 50 %).
 * seven years of bars, 90 % of them for training (the val and test splits stay ~3 months):
-  with 1.7 years the agent still found chance patterns to trade on one seed in three.
+  fewer chance patterns to fit (part of what took seed 3 from holding a side to flat; its
+  effect alone was not isolated).
+* a portfolio observation without equity, drawdown or episode-progress features (see
+  ``envs/vector.py:PORTFOLIO_FEATURES``): they drift out of the training range in a long
+  backtest, where the policy then held positions for weeks.
 * a holding penalty of 1e-4 of equity per bar at full size (about half of what the OU edge pays
   per bar held): a risk charge that makes holding a position with no edge worse than being
   flat. (It killed OU learning too while the portfolio observation still held features
