@@ -324,3 +324,20 @@ def test_single_env_state_dict_round_trip(bars):
                 assert all(np.array_equal(x[k], y[k]) for k in x)
             else:
                 assert all(np.array_equal(x[0][k], y[0][k]) for k in x[0]) and x[1:] == y[1:]
+
+
+def test_portfolio_features_stay_in_their_training_range_in_a_long_backtest(bars):
+    """A backtest is one long episode; the policy must not see portfolio values that a
+    ``episode_bars``-long training episode never produces (time held is capped)."""
+    from envs.vector import PORTFOLIO_FEATURES
+
+    long_run = FxVectorEnv(bars, CFG, num_envs=1, episode_bars=2000, start_mode="first")
+    obs, _ = long_run.reset()
+    held = []
+    for _ in range(600):  # hold the top level for 600 bars, 5x a training episode
+        obs, *_ = long_run.step(torch.tensor([4]))
+        held.append(float(obs["portfolio"][0, PORTFOLIO_FEATURES.index("time_in_position")]))
+    assert max(held) == pytest.approx(1.0) and held[CFG.episode_bars - 1] == pytest.approx(1.0)
+    assert held[CFG.episode_bars // 2] < 1.0
+    assert obs["portfolio"].shape == (1, len(PORTFOLIO_FEATURES))
+    assert float(obs["portfolio"][0, PORTFOLIO_FEATURES.index("position")]) == pytest.approx(1.0)
