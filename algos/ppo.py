@@ -7,7 +7,7 @@ optional target-KL early stop.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from tensordict import TensorDict
@@ -15,6 +15,9 @@ from torch import nn
 
 from algos.base import Algorithm
 from engine import keys as K
+
+if TYPE_CHECKING:
+    from engine.config import PPOConfig
 
 
 def ppo_loss(
@@ -59,14 +62,13 @@ def normalize_advantages(adv: torch.Tensor) -> torch.Tensor:
     return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
-def entropy_coefficient(cfg: Any, progress: float) -> float:
+def entropy_coefficient(cfg: PPOConfig, progress: float) -> float:
     """``ent_coef``, or with ``ent_coef_final`` set: constant until ``ent_anneal_start`` of the
     run, then linear to ``ent_coef_final`` at its end."""
-    final = getattr(cfg, "ent_coef_final", None)
-    start = getattr(cfg, "ent_anneal_start", 0.0)
-    if final is None or progress <= start:
+    start = cfg.ent_anneal_start
+    if cfg.ent_coef_final is None or progress <= start:
         return cfg.ent_coef
-    return cfg.ent_coef + (final - cfg.ent_coef) * (progress - start) / (1.0 - start)
+    return cfg.ent_coef + (cfg.ent_coef_final - cfg.ent_coef) * (progress - start) / (1.0 - start)
 
 
 class PPO(Algorithm):

@@ -181,7 +181,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
     @property
     def row(self) -> torch.Tensor:
         """Each env's current row in the (variant-stacked) market arrays."""
-        return self.t + self.variant * self.n_bars
+        return self.t + self.variant * self.n_bars if self.mirror else self.t
 
     def _begin(self, mask: torch.Tensor, starts: torch.Tensor, variant: torch.Tensor) -> None:
         self.t = torch.where(mask, starts, self.t)
