@@ -6,6 +6,8 @@ is unchanged when you select it with ``--algo a2c`` or run ``python -m engine.a2
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from tensordict import TensorDict
 from torch import nn
@@ -23,6 +25,32 @@ def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, value: torch.Tens
     ent = entropy.mean()
     loss = pg_loss + vf_coef * v_loss - ent_coef * ent
     return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
+
+
+@dataclass
+class A2CConfig:
+    """Advantage Actor-Critic: one synchronous gradient step per rollout."""
+
+    learning_rate: float = 7e-4
+    """RMSprop learning rate (annealed linearly to 0 when ``anneal_lr``)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE lambda (1.0 = n-step returns, as in the original A2C)."""
+    norm_adv: bool = False
+    """Normalise advantages over the rollout."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    rmsprop_eps: float = 1e-5
+    """RMSprop epsilon."""
+    rmsprop_alpha: float = 0.99
+    """RMSprop smoothing constant."""
 
 
 class A2C(Algorithm):

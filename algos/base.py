@@ -3,8 +3,8 @@
 The loop (``engine/loop.py``) collects rollouts with :meth:`Algorithm.act`, bootstraps
 with :meth:`Algorithm.value`, computes GAE with the algorithm's ``gamma``/``gae_lambda``
 and hands the flattened [time*env] TensorDict to :meth:`Algorithm.update`. Swapping PPO
-for A2C (or your own) is a matter of subclassing this and registering it in
-``algos/__init__.py``.
+for A2C (or your own) is a matter of subclassing this and registering it with
+``engine.registry.register_algorithm`` (see ``algos/__init__.py``).
 
 The base class owns what every policy-gradient update shares: the Fabric-wrapped policy
 and optimizer, linear LR annealing, and a guarded optimizer step that skips (and counts)
@@ -22,11 +22,17 @@ from tensordict import TensorDict
 from lightning.fabric.plugins.precision import MixedPrecision, Precision
 from torch import nn
 
-from algos.distributions import deterministic_action, make_distribution
+from engine.distributions import deterministic_action, make_distribution
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised after ``max_nonfinite`` consecutive updates had NaN/Inf loss or gradients."""
+
+
+def need(ok: bool, flag: str, msg: str) -> None:
+    """Raise ValueError naming ``flag`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{flag}: {msg}")
 
 
 class Algorithm(ABC):
@@ -55,6 +61,14 @@ class Algorithm(ABC):
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: max(0.0, 1.0 - u / self.num_updates) if anneal else 1.0
         )
+
+    @classmethod
+    def check_config(cls, cfg: Any, batch_size: int, prefix: str) -> None:
+        """Reject bad settings before any work (``prefix`` is the flag prefix, e.g. ``--ppo``);
+        ``batch_size`` is the rollout's rollout_steps x num_envs."""
+        need(0 < cfg.gamma <= 1, f"{prefix}.gamma", f"must be in (0, 1] (got {cfg.gamma})")
+        need(0 <= cfg.gae_lambda <= 1, f"{prefix}.gae-lambda", f"must be in [0, 1] (got {cfg.gae_lambda})")
+        need(cfg.learning_rate > 0, f"{prefix}.learning-rate", f"must be > 0 (got {cfg.learning_rate})")
 
     @abstractmethod
     def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer: ...

@@ -1,13 +1,6 @@
-"""Action heads and distributions shared by every policy.
+"""Building blocks of the policy networks: orthogonal layer init and the action head.
 
-A policy's ``forward(obs)`` returns ``(dist_params, value)`` as plain tensors (so it stays
-DDP- and autocast-friendly); :func:`make_distribution` turns the params into a
-``torch.distributions`` object whose ``log_prob``/``entropy`` have shape [B].
-
-* ``Discrete(n)``: params are the n logits -> ``Categorical``.
-* ``Box`` (continuous): params are ``[mean, log_std]`` concatenated -> diagonal ``Normal``;
-  actions are sampled unbounded and clipped to the box by the env wrapper (the log-prob is
-  of the unclipped sample, as in CleanRL/SB3).
+The head's output follows the policy contract of :mod:`engine.distributions`.
 """
 
 from __future__ import annotations
@@ -15,10 +8,10 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from engine.distributions import action_dim
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
@@ -26,14 +19,6 @@ def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)
     return layer
-
-
-def action_dim(space: gym.Space) -> int:
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape))
-    raise TypeError(f"unsupported action space {space!r}: use Discrete or Box")
 
 
 class ActionHead(nn.Module):
@@ -52,24 +37,3 @@ class ActionHead(nn.Module):
         if self.discrete:
             return out
         return torch.cat([out, self.log_std.to(out.dtype).expand_as(out)], dim=-1)
-
-
-def make_distribution(action_space: gym.Space, params: torch.Tensor) -> Distribution:
-    """Distribution over actions from head params; computed in fp32 even under autocast.
-
-    Argument validation is off: it costs time on every step, and a NaN loss must reach the
-    update's non-finite guard (which skips and counts it) instead of raising inside torch.
-    """
-    params = params.float()
-    if isinstance(action_space, gym.spaces.Discrete):
-        return Categorical(logits=params, validate_args=False)
-    mean, log_std = params.chunk(2, dim=-1)
-    return Independent(Normal(mean, log_std.clamp(-20.0, 2.0).exp(), validate_args=False), 1, validate_args=False)
-
-
-def deterministic_action(action_space: gym.Space, params: torch.Tensor) -> torch.Tensor:
-    """The mode: argmax logits, or the Gaussian mean."""
-    params = params.float()
-    if isinstance(action_space, gym.spaces.Discrete):
-        return params.argmax(dim=-1)
-    return params.chunk(2, dim=-1)[0]

@@ -7,6 +7,8 @@ concatenated in sorted order) and any Discrete or Box action space.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +16,16 @@ import torch
 from torch import nn
 
 from algos.distributions import ActionHead, layer_init
+
+
+@dataclass
+class MLPConfig:
+    """Separate actor and critic MLPs (for generic envs and speed)."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths."""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """Activation function."""
 
 
 def flat_obs_dim(space: gym.Space) -> int:

@@ -7,17 +7,54 @@ optional target-KL early stop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict
 from torch import nn
 
-from algos.base import Algorithm
+from algos.base import Algorithm, need
 from engine import keys as K
 
-if TYPE_CHECKING:
-    from engine.config import PPOConfig
+
+@dataclass
+class PPOConfig:
+    """Proximal Policy Optimisation (clipped surrogate)."""
+
+    learning_rate: float = 2.5e-4
+    """Adam learning rate (annealed linearly to 0 when ``anneal_lr``)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda (1.0 = Monte-Carlo returns, 0.0 = one-step TD)."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (rollout_steps * num_envs must be divisible by it)."""
+    clip_coef: float = 0.2
+    """Surrogate clipping epsilon."""
+    anneal_clip: bool = False
+    """Anneal the clipping epsilon linearly to 0 with the learning rate."""
+    clip_vloss: bool = True
+    """Clip the value loss around the old value estimate."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient (at the start of the run when ``ent_coef_final`` is set)."""
+    ent_coef_final: float | None = None
+    """Anneal the entropy bonus linearly from ``ent_coef`` to this value over the run (None: constant).
+    A strong bonus early keeps exploring; a weak one late lets the policy commit, so the
+    deterministic policy that is evaluated is the one the values were learned for."""
+    ent_anneal_start: float = 0.0
+    """Fraction of the run after which the entropy annealing starts (constant ``ent_coef`` before)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (``fabric.clip_gradients``)."""
+    target_kl: float | None = None
+    """Stop the epochs of an update early once the approximate KL exceeds this."""
 
 
 def ppo_loss(
@@ -73,6 +110,20 @@ def entropy_coefficient(cfg: PPOConfig, progress: float) -> float:
 
 class PPO(Algorithm):
     name = "ppo"
+
+    @classmethod
+    def check_config(cls, cfg: PPOConfig, batch_size: int, prefix: str = "--ppo") -> None:
+        super().check_config(cfg, batch_size, prefix)
+        need(cfg.num_minibatches > 0, f"{prefix}.num-minibatches", "must be > 0")
+        need(batch_size % cfg.num_minibatches == 0, f"{prefix}.num-minibatches",
+             f"rollout_steps * num_envs = {batch_size} is not divisible by {cfg.num_minibatches}")
+        need(cfg.update_epochs > 0, f"{prefix}.update-epochs", "must be > 0")
+        need(cfg.clip_coef > 0, f"{prefix}.clip-coef", "must be > 0")
+        need(cfg.ent_coef >= 0, f"{prefix}.ent-coef", f"must be >= 0 (got {cfg.ent_coef})")
+        need(cfg.ent_coef_final is None or cfg.ent_coef_final >= 0, f"{prefix}.ent-coef-final",
+             f"must be >= 0 (got {cfg.ent_coef_final})")
+        need(0 <= cfg.ent_anneal_start < 1, f"{prefix}.ent-anneal-start",
+             f"must be in [0, 1) (got {cfg.ent_anneal_start})")
 
     def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(policy.parameters(), lr=self.cfg.learning_rate, eps=1e-5)

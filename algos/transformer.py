@@ -25,7 +25,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from algos.distributions import ActionHead, action_dim, layer_init
+from algos.distributions import ActionHead, layer_init
+from engine.distributions import action_dim
 
 
 @dataclass

@@ -1,23 +1,49 @@
-"""Named presets: ``python -m engine.ppo --preset NAME``; flags given with it override it.
+"""The composition root: the config tree (:class:`configs.train.TrainConfig`), the named presets,
+and the registrations they need.
 
-A preset is a function returning a :class:`engine.config.TrainConfig`. ``PRESET_FOR_ENV``
-picks a preset automatically when only ``--env`` is given (``--env CartPole-v1`` trains with
-the tuned CartPole settings).
+Importing ``configs`` registers the built-in algorithms and policies (``algos``) and the FX
+env family (``envs.fx.family``) with the engine. A preset is a function returning a
+``TrainConfig``; the command modules offer each as a tyro subcommand
+(``python -m engine.ppo fx-randomwalk --seed 3``), flags after it override its values.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 
-from configs.presets import PRESETS
-from engine.config import TrainConfig
+import algos  # noqa: F401  (registers ppo, a2c, mlp, transformer)
+import envs.fx.family  # noqa: F401  (registers --env fx)
+from configs.fx import fx_ou, fx_randomwalk
+from configs.gym import cartpole, cartpole_a2c, gym
+from configs.train import TrainConfig
 
-PRESET_FOR_ENV: dict[str, str] = {"CartPole-v1": "cartpole", "fx": "fx"}
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "fx-ou": fx_ou,
+    "fx-randomwalk": fx_randomwalk,
+    "cartpole": cartpole,
+    "gym": gym,
+}
+"""PPO presets by name; the first is the default job."""
+
+A2C_PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "cartpole": cartpole_a2c,
+    "fx-ou": lambda: dataclasses.replace(fx_ou(), algo="a2c", preset="fx-ou-a2c"),
+    "gym": lambda: dataclasses.replace(gym(), algo="a2c", preset="gym-a2c"),
+}
+"""``python -m engine.a2c`` presets: the same markets with ``--algo a2c`` (CartPole with its tuned A2C settings)."""
 
 
-def get_preset(name: str) -> TrainConfig:
-    if name not in PRESETS:
-        raise ValueError(f"--preset {name!r} is unknown; choose from: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]()
+def presets(algo: str = "ppo") -> dict[str, Callable[[], TrainConfig]]:
+    """The presets of ``python -m engine.<algo>`` (first = default)."""
+    return A2C_PRESETS if algo == "a2c" else PRESETS
 
 
-__all__ = ["PRESETS", "PRESET_FOR_ENV", "get_preset"]
+def get_preset(name: str, algo: str = "ppo") -> TrainConfig:
+    table = presets(algo)
+    if name not in table:
+        raise ValueError(f"preset {name!r} is unknown; choose from: {', '.join(table)}")
+    return table[name]()
+
+
+__all__ = ["A2C_PRESETS", "PRESETS", "TrainConfig", "get_preset", "presets"]

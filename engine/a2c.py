@@ -1,22 +1,15 @@
-"""``python -m engine.a2c``: the same engine and flags as ``engine.ppo``, with ``--algo a2c``.
+"""``python -m engine.a2c``: the same engine with A2C (default: the ``cartpole`` preset with its tuned A2C settings).
 
-Swapping algorithms needs no change to the loop: ``--algo a2c`` on ``engine.ppo`` is
-equivalent. On CartPole-v1 the ``cartpole-a2c`` preset is used by default.
+    python -m engine.a2c --total-steps 100000 --seed 1
+    python -m engine.a2c fx-ou --out-dir runs/fx-a2c
+
+Swapping algorithms needs no change to the loop: ``--algo a2c`` on ``engine.ppo`` trains the
+same way with the A2C defaults; this command's presets carry A2C settings.
 """
 
 from __future__ import annotations
 
-import sys
-
-from engine.ppo import main
-
-
-def _argv() -> list[str]:
-    argv = sys.argv[1:]
-    if "--preset" not in " ".join(argv) and "--env" in argv and argv[argv.index("--env") + 1] == "CartPole-v1":
-        argv = ["--preset", "cartpole-a2c", *argv]
-    return argv
-
+from engine.cli import main
 
 if __name__ == "__main__":
-    main(_argv(), algo="a2c")
+    main(algo="a2c", description=(__doc__ or "").strip().splitlines()[0])

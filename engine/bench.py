@@ -8,7 +8,7 @@ processes on a shared machine disturb far less than wall time.
 * ``engine``: training SPS of the engine vs a bare PyTorch PPO loop written below (same
   env, network and hyper-parameters; no Fabric, hooks or TensorDict), the engine with 16
   no-op hooks, and the engine with the default hooks on.
-* ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``engine/bench_env.py``).
+* ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``envs/fx/bench.py``).
 * ``policy``: training SPS with the multi-branch transformer vs the MLP policy on the FX env.
 * ``scaling``: CPU DDP weak scaling, 1 vs 2 processes (gloo).
 
@@ -34,9 +34,9 @@ import torch
 import tyro
 from gymnasium.vector import AutoresetMode
 
-from algos.distributions import make_distribution
 from algos.policies import MLPActorCritic
-from engine.config import TrainConfig
+from configs import TrainConfig, get_preset
+from engine.distributions import make_distribution
 from engine.events import EVENTS
 
 
@@ -164,7 +164,7 @@ for _event in EVENTS:
 
 def _engine_sps(cfg: TrainConfig, hooks: list[Any], builtin: bool, cpu: bool = True) -> float:
     """Training steps per CPU second of the engine's loop (set-up excluded), or per wall second."""
-    from engine.launch import train
+    from engine.cli import train
 
     with tempfile.TemporaryDirectory() as tmp:
         c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=builtin)
@@ -202,8 +202,6 @@ def _median_ratios(contenders: dict[str, Any], rounds: int, base: str) -> dict[s
 
 
 def bench_engine(args: BenchArgs) -> dict[str, Any]:
-    from configs import get_preset
-
     # the CartPole preset as users run it (its default hooks included), on a shorter budget
     cfg = dataclasses.replace(get_preset("cartpole"), total_steps=args.steps, threads=args.threads)
     contenders = {
@@ -230,11 +228,12 @@ def bench_engine(args: BenchArgs) -> dict[str, Any]:
 
 def bench_policy(args: BenchArgs) -> dict[str, Any]:
     """Training SPS of the fx preset's multi-branch transformer vs the MLP policy, same run."""
-    from configs import get_preset
     from hooks.config import HooksConfig
 
+    fx = get_preset("fx-ou")
     base = dataclasses.replace(
-        get_preset("fx"), total_steps=max(args.steps // 4, 2048), threads=args.threads, report_split="none",
+        fx, total_steps=max(args.steps // 4, 2048), threads=args.threads,
+        fx=dataclasses.replace(fx.fx, report_split="none"),
         hooks=HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean",
                           checkpoint_every=0, save_top_k=0))
     contenders = {
@@ -244,7 +243,7 @@ def bench_policy(args: BenchArgs) -> dict[str, Any]:
                                                                     precision="bf16-mixed"), [], builtin=False),
     }
     res = _median_ratios(contenders, args.rounds, base="mlp")
-    res["setup"] = {"preset": "fx", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
+    res["setup"] = {"preset": "fx-ou", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
                     "steps": base.total_steps, "model": dataclasses.asdict(base.model)}
     return res
 
@@ -259,7 +258,7 @@ def bench_scaling(args: BenchArgs) -> dict[str, Any]:
             with tempfile.TemporaryDirectory() as tmp:
                 # CleanRL's default PPO shape (128-step rollouts, 4 epochs x 4 minibatches): 16 gradient
                 # all-reduces per 1024 env steps per process
-                cmd = [sys.executable, "-m", "engine.ppo", "--env", "CartPole-v1", "--accelerator", "cpu",
+                cmd = [sys.executable, "-m", "engine.ppo", "cartpole", "--accelerator", "cpu",
                        "--devices", str(procs), "--total-steps", str(per_proc * procs), "--out-dir", tmp,
                        "--rollout-steps", "128", "--ppo.update-epochs", "4", "--ppo.num-minibatches", "4",
                        "--hooks.no-progress", "--no-builtin-hooks"]
@@ -284,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if what == "engine":
             r = bench_engine(args)
         elif what == "env":
-            from engine.bench_env import run_env_bench
+            from envs.fx.bench import run_env_bench
 
             r = run_env_bench()
         elif what == "policy":

@@ -1,27 +1,45 @@
-"""Checkpoint I/O on top of ``fabric.save``/``fabric.load``: atomic writes and finding the newest good file.
+"""Checkpoints, in one place: what a run's checkpoint holds, how it is written and read, which
+file ``--resume`` means, and whether a file fits a run.
 
-A checkpoint is written to ``<name>.tmp`` and renamed into place only once complete, so a
-crash (even SIGKILL) mid-write can never leave a half-written file under the final name.
-Every value in a checkpoint is a tensor, number, string or container of those (RNG states
-are stored as tensors), so it loads with ``torch.load(weights_only=True)``.
+* :class:`Checkpoints` belongs to a :class:`engine.loop.Run`: ``save(path)`` writes the run's
+  full state (model, optimizer, algorithm counters, observation normaliser, hook states,
+  every rank's env/RNG state, the clock, the config), ``save_last()`` writes
+  ``<out_dir>/checkpoints/last.ckpt`` (once per step, whoever asks), ``load(path)`` restores a
+  run exactly. Hooks decide *when* to save (periodically, top-k); this module decides *how*.
+* Writes are atomic: ``fabric.save`` into ``<name>.tmp``, fsync, then rename, so a crash (even
+  SIGKILL) mid-write never leaves a half-written file under the final name.
+* Every value is a tensor, number, string or container of those (RNG states are tensors), so
+  a checkpoint loads with ``torch.load(weights_only=True)``: no pickled code runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine.config import class_path, config_to_dict
+from engine.state import to_cpu
+
+if TYPE_CHECKING:
+    from engine.loop import Run
+
 CKPT_SUFFIX = ".ckpt"
+CHECKPOINT_FORMAT = 2
+"""1: the first format; 2: adds ``config_class`` (the config tree's class, so a checkpoint alone rebuilds its config)."""
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read or does not fit the run (the message names the file)."""
 
 
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
 def save_atomic(fabric: Any, path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """``fabric.save`` into a temp file, fsync, then rename over ``path`` (rank 0 writes).
 
@@ -63,14 +81,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def is_valid_checkpoint(path: str | os.PathLike) -> bool:
-    try:
-        read_checkpoint(path)
-        return True
-    except CheckpointError:
-        return False
-
-
 def find_latest_valid(directory: str | os.PathLike) -> Path | None:
     """The newest readable checkpoint under ``directory`` (recursively), by modification time.
 
@@ -91,3 +101,127 @@ def find_latest_valid(directory: str | os.PathLike) -> Path | None:
         except CheckpointError as exc:
             warnings.warn(f"skipping {exc}", stacklevel=2)
     return None
+
+
+def resolve_resume(resume: str | os.PathLike | None, out_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``--resume`` names, or ``None`` to start fresh.
+
+    ``None`` or ``""`` -> ``None``; ``"auto"`` -> the newest readable checkpoint under
+    ``out_dir`` (``None`` when there is none); anything else is a path that must exist and
+    be readable (:class:`CheckpointError` naming it otherwise).
+    """
+    if resume is None or str(resume).strip() == "":
+        return None
+    if str(resume) == "auto":
+        return find_latest_valid(out_dir)
+    path = Path(resume)
+    if not path.exists():
+        raise CheckpointError(f"--resume {path}: checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"--resume {path}: {path} is a directory, not a checkpoint file (use --resume auto)")
+    read_checkpoint(path)  # raises CheckpointError naming the file when unreadable
+    return path
+
+
+def check_fits(path: str | os.PathLike, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointError` listing every entry of ``ours`` (the run's meta) that the
+    checkpoint's meta ``theirs`` disagrees with."""
+    diffs = [f"{k}: checkpoint {theirs.get(k)!r} vs this run {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+    if diffs:
+        raise CheckpointError(f"checkpoint {path} does not fit this run:\n  " + "\n  ".join(diffs))
+
+
+# ---------------------------------------------------------------------------------------------
+# a run's checkpoints
+# ---------------------------------------------------------------------------------------------
+class Checkpoints:
+    """Saves and restores one :class:`engine.loop.Run` (every rank calls ``save``/``load``)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.directory = Path(run.out_dir) / "checkpoints"
+        self.last_path: Path | None = None
+        self._last_saved: tuple[str, int] | None = None  # (path, global_step) of the newest write
+
+    def meta(self) -> dict[str, Any]:
+        """What must match for a checkpoint to fit the run."""
+        run = self.run
+        return {
+            "env": run.cfg.env,
+            "observation_space": repr(run.obs_space),
+            "action_space": repr(run.action_space),
+            "algo": run.cfg.algo,
+            "policy": run.cfg.policy,
+            "network": json.dumps(config_to_dict(run.policy_cfg), sort_keys=True),
+            "norm_obs": bool(run.cfg.norm_obs),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (modules/optimizer/stateful objects are converted by Fabric)."""
+        run = self.run
+        local = to_cpu(run.rank_state())
+        ranks: list[Any] = [local]
+        if run.world_size > 1:
+            ranks = [None] * run.world_size
+            torch.distributed.all_gather_object(ranks, local)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "policy": run.algo.policy,
+            "optimizer": run.algo.optimizer,
+            "algo": run.algo,
+            "obs_norm": run.normalizer.state_dict() if run.normalizer is not None else None,
+            "hooks": run.bus.state_dict(),
+            "ranks": ranks,
+            "global_step": run.global_step,
+            "cycle": run.cycle,
+            "episodes": run.episodes,
+            "recent_returns": list(run.recent_returns),
+            "recent_lengths": list(run.recent_lengths),
+            "config": config_to_dict(run.cfg),
+            "config_class": class_path(run.cfg),
+            "meta": self.meta(),
+            "world_size": run.world_size,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path | None:
+        """Atomic save of the full state; refuses (warns, returns None) a model with NaN/Inf weights."""
+        run = self.run
+        if not all(torch.isfinite(p).all() for p in run.algo.policy.parameters()):
+            warnings.warn(f"not writing checkpoint {path}: the model has NaN/Inf parameters", stacklevel=2)
+            return None
+        path = save_atomic(run.fabric, path, self.state())
+        self._last_saved = (str(path), run.global_step)
+        if path.name == "last" + CKPT_SUFFIX:
+            self.last_path = path
+        run.fire("on_checkpoint_saved", {"path": str(path), "global_step": run.global_step})
+        return path
+
+    def save_last(self) -> Path | None:
+        """``<out_dir>/checkpoints/last.ckpt`` at the current step (not rewritten when it already is)."""
+        path = self.directory / f"last{CKPT_SUFFIX}"
+        if self._last_saved == (str(path), self.run.global_step):
+            return path
+        return self.save(path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore the run exactly: model, optimizer, scheduler, normaliser, hooks, envs, RNGs, clock."""
+        run = self.run
+        ckpt = read_checkpoint(path)
+        check_fits(path, ckpt.get("meta", {}), self.meta())
+        state = {"policy": run.algo.policy, "optimizer": run.algo.optimizer, "algo": run.algo}
+        rest = run.fabric.load(path, state, strict=False)
+        if run.normalizer is not None and rest.get("obs_norm") is not None:
+            run.normalizer.load_state_dict(rest["obs_norm"])
+        run.bus.load_state_dict(rest.get("hooks", {}))
+        run.global_step, run.cycle, run.episodes = rest["global_step"], rest["cycle"], rest["episodes"]
+        run.recent_returns.extend(rest["recent_returns"])
+        run.recent_lengths.extend(rest["recent_lengths"])
+        ranks = rest["ranks"]
+        if len(ranks) == run.world_size:
+            run.restore_rank_state(ranks[run.rank])
+        else:
+            warnings.warn(f"checkpoint {path} was written by {len(ranks)} ranks, this run has "
+                          f"{run.world_size}: envs and RNGs start fresh", stacklevel=2)
+            run.restart_episodes()
+        run.resumed_from = {"path": str(path), "global_step": run.global_step}
+        run.fire("on_checkpoint_loaded", {"path": str(path), "global_step": run.global_step})

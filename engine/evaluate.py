@@ -1,7 +1,7 @@
-"""Deterministic evaluation of a policy: episodes on a gymnasium env, or a pass over an FX split.
+"""Deterministic evaluation of a policy over whole episodes of a torch vector env.
 
-FX evaluation runs the deterministic policy once over the whole validation split and
-reports the backtest metrics of :mod:`engine.report` (``sharpe``, ``total_return``, ...).
+This is how the engine evaluates a plain gymnasium env; an env family evaluates its own
+way (:meth:`engine.registry.EnvFamily.evaluate`: the FX env backtests its validation split).
 """
 
 from __future__ import annotations
@@ -42,16 +42,3 @@ def evaluate_episodes(policy_fn: Callable[[Any], torch.Tensor], env: Any, num_ep
         "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
         "episodes": float(len(returns)),
     }
-
-
-def evaluate_policy(policy_fn: Callable[[Any], torch.Tensor], env: Any, cfg: Any,
-                    num_episodes: int) -> dict[str, float]:
-    if cfg.env == "fx":
-        from engine.backtest import run_backtest
-        from engine.report import compute_metrics, infer_periods_per_year
-
-        traj = run_backtest(lambda obs, info: policy_fn(obs), env)
-        metrics = compute_metrics(traj, infer_periods_per_year(traj.curve_time))
-        metrics["return_mean"] = float(np.sum(traj.reward))
-        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))}
-    return evaluate_episodes(policy_fn, env, num_episodes)

@@ -11,7 +11,6 @@ VALUE = "state_value"
 REWARD = ("next", "reward")
 TERMINATED = ("next", "terminated")
 TRUNCATED = ("next", "truncated")
-DONE = ("next", "done")
 # V(s_{t+1}) computed from the *final* observation of a truncated episode (0 elsewhere):
 # GAE adds gamma * this to the reward so a time limit is bootstrapped, not treated as death.
 NEXT_VALUE_TRUNC = ("next", "truncated_value")

@@ -1,15 +1,16 @@
 """The training loop: rollout -> GAE -> update, on Lightning Fabric, firing the hook bus.
 
-Read :meth:`Run.train` top to bottom; it is the algorithm:
+:meth:`Run.train` is the algorithm, one cycle at a time::
 
-    for each cycle until ``total_steps`` env steps:
-        collect ``rollout_steps`` vector steps into a [time, env] TensorDict
-        bootstrap V(s_T) and compute GAE along ``time`` (truncation bootstraps, termination does not)
-        algo.update(buffer flattened to [time*env])
-        compute, reduce across ranks, and log metrics
+    while global_step < total_steps:
+        collect_rollout()       # rollout_steps vector steps into the [time, env] buffer
+        compute_advantages()    # bootstrap V(s_T); GAE along time (truncation bootstraps, termination does not)
+        update()                # algo.update(buffer flattened to [time * env])
+        log_metrics()           # reduced across ranks, extended by hooks, logged
 
-Fabric owns devices, DDP, precision and checkpoint I/O; the :class:`Run` owns the clock
-(env steps), the hooks, the RNGs and the resumable state.
+Fabric owns devices, DDP, precision and checkpoint I/O; the :class:`Run` owns the clock (env
+steps), the hooks, the RNGs and the rollout buffer, which is allocated once. The algorithm,
+the policy network and the env come from :mod:`engine.registry` by the names in the config.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,60 +29,64 @@ import torch
 from lightning.fabric import Fabric
 from tensordict import TensorDict
 
-from algos import ALGORITHMS, Algorithm
-from algos.policies import MLPActorCritic
 from engine import keys as K
-from engine.checkpoint import CheckpointError, read_checkpoint, save_atomic
-from engine.config import TrainConfig, config_from_dict, config_to_dict
+from engine import registry
+from engine.checkpoint import Checkpoints, CheckpointError, read_checkpoint
+from engine.config import config_from_dict, import_class
+from engine.distributions import deterministic_action
+from engine.evaluate import evaluate_episodes
 from engine.events import HookBus
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
-from engine.state import rng_state, set_rng_state, to_cpu, to_device
+from engine.state import rng_state, set_rng_state, to_device
 from engine.vec import make_gym_vector_env
 
-RECENT_EPISODES = 20
-CHECKPOINT_FORMAT = 1
-
 
 # ----------------------------------------------------------------------------------------------
-# construction helpers
+# what a run is built from
 # ----------------------------------------------------------------------------------------------
-def build_policy(cfg: TrainConfig, observation_space: gym.Space, action_space: gym.Space) -> torch.nn.Module:
-    """The policy network named by ``cfg.policy`` (``mlp`` works for any env)."""
-    if cfg.policy == "transformer":
-        if not isinstance(observation_space, gym.spaces.Dict):
-            raise ValueError(f"--policy transformer needs a Dict observation space (env {cfg.env!r} has "
-                             f"{type(observation_space).__name__}); use --policy mlp")
-        from algos.transformer import MultiBranchTransformer
-
-        return MultiBranchTransformer(observation_space, action_space, cfg.model)
-    return MLPActorCritic(observation_space, action_space, tuple(cfg.mlp.hidden), cfg.mlp.activation)
+def build_policy(cfg: Any, observation_space: gym.Space, action_space: gym.Space) -> torch.nn.Module:
+    """The policy network registered as ``cfg.policy``, built from its config section."""
+    entry = registry.policy(cfg.policy)
+    return entry.build(observation_space, action_space, registry.section(cfg, entry.section))
 
 
-def make_train_env(cfg: TrainConfig, num_envs: int, seed: int, device: torch.device) -> Any:
-    if cfg.env == "fx":
-        from envs import make_fx_vector_env
-
-        return make_fx_vector_env(cfg.fx, num_envs=num_envs, seed=seed, device=device, split="train")
+def make_train_env(cfg: Any, num_envs: int, seed: int, device: torch.device) -> Any:
+    """This rank's training envs: the registered family's, or gymnasium's vectorisation of ``cfg.env``."""
+    family = registry.env_family(cfg.env)
+    if family is not None:
+        return family.make_train_env(cfg, num_envs, seed, device)
     return make_gym_vector_env(cfg.env, num_envs, cfg.vector_mode, device)
 
 
-def _clone(obs: Any) -> Any:
-    return {k: v.clone() for k, v in obs.items()} if isinstance(obs, dict) else obs.clone()
+def make_eval_env(cfg: Any, device: torch.device) -> Any:
+    family = registry.env_family(cfg.env)
+    if family is not None:
+        return family.make_eval_env(cfg, device)
+    return make_gym_vector_env(cfg.env, 1, "sync", device)
 
 
-def _alloc_obs(example: Any, T: int) -> Any:
+def _alloc(example: Any, T: int) -> Any:
+    """Zeros of shape [T, *example.shape] (a dict of them for dict observations)."""
     if isinstance(example, dict):
-        return {k: _alloc_obs(v, T) for k, v in example.items()}
+        return {k: _alloc(v, T) for k, v in example.items()}
     return torch.zeros((T, *example.shape), dtype=example.dtype, device=example.device)
 
 
-def _write_obs(store: Any, t: int, obs: Any) -> None:
+def _action_store(space: gym.Space, T: int, N: int, device: torch.device) -> torch.Tensor:
+    if isinstance(space, gym.spaces.Discrete):
+        return torch.zeros((T, N), dtype=torch.int64, device=device)
+    if isinstance(space, gym.spaces.Box):
+        return torch.zeros((T, N, *space.shape), dtype=torch.float32, device=device)
+    raise TypeError(f"unsupported action space {space!r}: use Discrete or Box")
+
+
+def _write(store: Any, t: int, value: Any) -> None:
     if isinstance(store, dict):
         for k, v in store.items():
-            v[t] = obs[k]
+            v[t] = value[k]
     else:
-        store[t] = obs
+        store[t] = value
 
 
 def _to_float(x: Any) -> Any:
@@ -97,7 +101,7 @@ def _to_float(x: Any) -> Any:
 class Run:
     """One training run on one rank. Hooks receive it in ``on_training_start``."""
 
-    def __init__(self, cfg: TrainConfig, fabric: Fabric, hooks: Sequence[Any]) -> None:
+    def __init__(self, cfg: Any, fabric: Fabric, hooks: Sequence[Any]) -> None:
         self.cfg = cfg
         self.fabric = fabric
         self.out_dir = Path(cfg.out_dir)
@@ -110,8 +114,8 @@ class Run:
         self.episodes = 0
         self.stop_reason: str | None = None
         self.resumed_from: dict[str, Any] | None = None
-        self.recent_returns: deque[float] = deque(maxlen=RECENT_EPISODES)
-        self.recent_lengths: deque[int] = deque(maxlen=RECENT_EPISODES)
+        self.recent_returns: deque[float] = deque(maxlen=cfg.metrics_window)
+        self.recent_lengths: deque[int] = deque(maxlen=cfg.metrics_window)
         self._eval_env: Any = None
         self._start_time = time.perf_counter()
 
@@ -126,10 +130,11 @@ class Run:
         self.steps_per_cycle = cfg.rollout_steps * self.num_envs * self.world_size
         self.total_steps = cfg.total_steps
         num_updates = -(-cfg.total_steps // self.steps_per_cycle)
+        algo_entry = registry.algorithm(cfg.algo)
+        self.policy_cfg = registry.section(cfg, registry.policy(cfg.policy).section)
         policy = build_policy(cfg, self.obs_space, self.action_space)
-        self.algo: Algorithm = ALGORITHMS[cfg.algo](cfg.algo_cfg, policy, self.action_space, fabric,
-                                                    num_updates=num_updates,
-                                                    max_nonfinite=cfg.max_nonfinite_updates)
+        self.algo = algo_entry.cls(registry.section(cfg, algo_entry.section), policy, self.action_space, fabric,
+                                   num_updates=num_updates, max_nonfinite=cfg.max_nonfinite_updates)
         self.next_obs, _ = self.envs.reset(seed=cfg.seed + 1000 * self.rank)
         self.normalizer = ObsNormalizer(self.next_obs) if cfg.norm_obs else None
         self.ep_return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
@@ -137,6 +142,24 @@ class Run:
         self._vstep = 0
         self.ep_start = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._fresh_start = True
+        self.buffer = self._allocate_buffer()
+        self.checkpoints = Checkpoints(self)
+
+    def _allocate_buffer(self) -> TensorDict:
+        """The [time, env] rollout storage, allocated once and rewritten every cycle."""
+        T, N, dev = self.cfg.rollout_steps, self.num_envs, self.device
+        zeros = lambda dtype=torch.float32: torch.zeros((T, N), dtype=dtype, device=dev)  # noqa: E731
+        return TensorDict(
+            {
+                K.OBS: _alloc(self._norm(self.next_obs), T),
+                K.ACTION: _action_store(self.action_space, T, N, dev),
+                K.LOG_PROB: zeros(), K.VALUE: zeros(),
+                K.REWARD: zeros(), K.TERMINATED: zeros(torch.bool), K.TRUNCATED: zeros(torch.bool),
+                K.NEXT_VALUE_TRUNC: zeros(),
+                K.ADVANTAGE: zeros(), K.VALUE_TARGET: zeros(),
+            },
+            batch_size=[T, N], device=dev, names=list(K.BATCH_DIMS),
+        )
 
     # -- small API used by hooks -------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -156,220 +179,162 @@ class Run:
     def policy(self) -> torch.nn.Module:
         return self.algo.policy
 
-    def policy_fn(self) -> Any:
+    def policy_fn(self) -> Callable[[Any], torch.Tensor]:
         """Deterministic actions of the current policy (normalisation applied): obs -> action."""
         return lambda obs: self.algo.act_deterministic(self._norm(obs))
 
     def _norm(self, obs: Any) -> Any:
         return self.normalizer.normalize(obs) if self.normalizer is not None else obs
 
-    # -- state ------------------------------------------------------------------------------
-    def meta(self) -> dict[str, Any]:
-        """What must match for a checkpoint to fit this run."""
-        net = config_to_dict(self.cfg.model) if self.cfg.policy == "transformer" else config_to_dict(self.cfg.mlp)
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "env": self.cfg.env,
-            "observation_space": repr(self.obs_space),
-            "action_space": repr(self.action_space),
-            "algo": self.cfg.algo,
-            "policy": self.cfg.policy,
-            "network": json.dumps(net, sort_keys=True),
-            "norm_obs": bool(self.cfg.norm_obs),
-        }
+    def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
+        """Atomic save of the full state (see :class:`engine.checkpoint.Checkpoints`); None if refused."""
+        return self.checkpoints.save(path)
 
-    def _rank_state(self) -> dict[str, Any]:
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        self.checkpoints.load(path)
+        self._fresh_start = False
+
+    # -- per-rank state (the checkpoint holds one per rank) ---------------------------------
+    def rank_state(self) -> dict[str, Any]:
         env_state = self.envs.state_dict() if callable(getattr(self.envs, "state_dict", None)) else None
+        obs = self.next_obs
         return {
             "rng": rng_state(),
             "envs": env_state,
-            "next_obs": _clone(self.next_obs),
+            "next_obs": {k: v.clone() for k, v in obs.items()} if isinstance(obs, dict) else obs.clone(),
             "ep_return": self.ep_return.clone().cpu(),
             "ep_length": (self._vstep - self.ep_start).cpu(),
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a checkpoint holds (modules/optimizer/stateful objects are converted by Fabric)."""
-        local = to_cpu(self._rank_state())
-        ranks: list[Any] = [local]
-        if self.world_size > 1:
-            ranks = [None] * self.world_size
-            torch.distributed.all_gather_object(ranks, local)
-        return {
-            "policy": self.algo.policy,
-            "optimizer": self.algo.optimizer,
-            "algo": self.algo,
-            "obs_norm": self.normalizer.state_dict() if self.normalizer is not None else None,
-            "hooks": self.bus.state_dict(),
-            "ranks": ranks,
-            "global_step": self.global_step,
-            "cycle": self.cycle,
-            "episodes": self.episodes,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
-            "config": config_to_dict(self.cfg),
-            "meta": self.meta(),
-            "world_size": self.world_size,
-        }
+    def restore_rank_state(self, mine: dict[str, Any]) -> None:
+        set_rng_state(mine["rng"])
+        if mine["envs"] is not None and callable(getattr(self.envs, "load_state_dict", None)):
+            self.envs.load_state_dict(mine["envs"])
+            self.next_obs = to_device(mine["next_obs"], self.device)
+            self.ep_return = mine["ep_return"].to(self.device)
+            self.ep_start = self._vstep - mine["ep_length"].to(self.device)
+        else:  # the env cannot restore its episode: start fresh episodes, reproducibly
+            self.restart_episodes()
 
-    def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
-        """Atomic ``fabric.save`` of the full state; refuses (warns, returns None) a non-finite model."""
-        finite = all(torch.isfinite(p).all() for p in self.algo.policy.parameters())
-        if not finite:
-            warnings.warn(f"not writing checkpoint {path}: the model has NaN/Inf parameters", stacklevel=2)
-            return None
-        path = save_atomic(self.fabric, path, self.state_dict())
-        self.fire("on_checkpoint_saved", {"path": str(path), "global_step": self.global_step})
-        return path
-
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore a run exactly: model, optimizer, scheduler, normaliser, hooks, envs, RNGs, clock."""
-        ckpt = read_checkpoint(path)
-        theirs, ours = ckpt.get("meta", {}), self.meta()
-        diffs = [f"{k}: checkpoint {theirs.get(k)!r} vs this run {v!r}" for k, v in ours.items() if theirs.get(k) != v]
-        if diffs:
-            raise CheckpointError(f"checkpoint {path} does not fit this run:\n  " + "\n  ".join(diffs))
-        state = {"policy": self.algo.policy, "optimizer": self.algo.optimizer, "algo": self.algo}
-        rest = self.fabric.load(path, state, strict=False)
-        if self.normalizer is not None and rest.get("obs_norm") is not None:
-            self.normalizer.load_state_dict(rest["obs_norm"])
-        self.bus.load_state_dict(rest.get("hooks", {}))
-        self.global_step, self.cycle, self.episodes = rest["global_step"], rest["cycle"], rest["episodes"]
-        self.recent_returns.extend(rest["recent_returns"])
-        self.recent_lengths.extend(rest["recent_lengths"])
-        ranks = rest["ranks"]
-        if len(ranks) == self.world_size:
-            mine = ranks[self.rank]
-            set_rng_state(mine["rng"])
-            if mine["envs"] is not None and callable(getattr(self.envs, "load_state_dict", None)):
-                self.envs.load_state_dict(mine["envs"])
-                self.next_obs = to_device(mine["next_obs"], self.device)
-                self.ep_return = mine["ep_return"].to(self.device)
-                self.ep_start = self._vstep - mine["ep_length"].to(self.device)
-            else:  # the env cannot restore its episode: start fresh episodes, reproducibly
-                self.next_obs, _ = self.envs.reset(seed=self.cfg.seed + 1000 * self.rank + self.global_step)
-        else:
-            warnings.warn(f"checkpoint {path} was written by {len(ranks)} ranks, this run has "
-                          f"{self.world_size}: envs and RNGs start fresh", stacklevel=2)
-            self.next_obs, _ = self.envs.reset(seed=self.cfg.seed + 1000 * self.rank + self.global_step)
-        self._fresh_start = False
-        self.resumed_from = {"path": str(path), "global_step": self.global_step}
-        self.fire("on_checkpoint_loaded", {"path": str(path), "global_step": self.global_step})
+    def restart_episodes(self) -> None:
+        self.next_obs, _ = self.envs.reset(seed=self.cfg.seed + 1000 * self.rank + self.global_step)
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, num_episodes: int | None = None) -> dict[str, float]:
-        """Deterministic policy on the validation split (FX) or a separate eval env (gymnasium)."""
-        from engine.evaluate import evaluate_policy
-
+    def evaluate(self, num_episodes: int) -> dict[str, float]:
+        """The deterministic policy on the env family's evaluation env (or a separate gymnasium env)."""
         if self._eval_env is None:
-            self._eval_env = _make_eval_env(self.cfg, self.device)
-        return evaluate_policy(self.policy_fn(), self._eval_env, self.cfg,
-                               num_episodes or self.cfg.eval_episodes)
+            self._eval_env = make_eval_env(self.cfg, self.device)
+        family = registry.env_family(self.cfg.env)
+        if family is not None:
+            return family.evaluate(self.policy_fn(), self._eval_env, self.cfg, num_episodes)
+        return evaluate_episodes(self.policy_fn(), self._eval_env, num_episodes)
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        cfg, fabric, algo, envs, bus = self.cfg, self.fabric, self.algo, self.envs, self.bus
-        T, N = cfg.rollout_steps, self.num_envs
-        steps_per_vector_step = N * self.world_size
-        torch.autograd.set_detect_anomaly(cfg.detect_anomaly)
-
+        torch.autograd.set_detect_anomaly(self.cfg.detect_anomaly)
         self.fire("on_training_start", self)
-        if self._fresh_start and bus.has("on_episode_start"):
-            for i in range(N):
+        if self._fresh_start and self.bus.has("on_episode_start"):
+            for i in range(self.num_envs):
                 self.fire("on_episode_start", {"env_index": i, "global_step": self.global_step})
 
-        start_step, t0, cpu0 = self.global_step, time.perf_counter(), time.process_time()
-        losses: dict[str, float] = {}
+        self._t0, cpu0, start_step = time.perf_counter(), time.process_time(), self.global_step
+        self._start_step = start_step
         while self.global_step < self.total_steps and self.stop_reason is None:
             self.cycle += 1
             cycle_t0 = time.perf_counter()
-            self.fire("on_rollout_start", {"cycle": self.cycle, "global_step": self.global_step})
-
-            # 1. rollout: T vector steps into preallocated [time, env] storage
-            obs_store = _alloc_obs(self._norm(self.next_obs), T)
-            action_store = log_prob_store = value_store = None
-            rewards = torch.zeros((T, N), device=self.device)
-            terminated = torch.zeros((T, N), dtype=torch.bool, device=self.device)
-            truncated = torch.zeros((T, N), dtype=torch.bool, device=self.device)
-            trunc_values = torch.zeros((T, N), device=self.device)
-            for t in range(T):
-                if bus.has("on_step_start"):
-                    self.fire("on_step_start", {"global_step": self.global_step, "observation": self.next_obs})
-                if self.normalizer is not None:
-                    self.normalizer.update(self.next_obs, self._reduce_sum)
-                obs = self._norm(self.next_obs)
-                action, log_prob, value = algo.act(obs)
-                if action_store is None:
-                    action_store = torch.zeros((T, *action.shape), dtype=action.dtype, device=self.device)
-                    log_prob_store = torch.zeros((T, N), device=self.device)
-                    value_store = torch.zeros((T, N), device=self.device)
-                self.next_obs, reward, term, trunc, info = envs.step(action)
-                self.global_step += steps_per_vector_step
-
-                _write_obs(obs_store, t, obs)
-                action_store[t], log_prob_store[t], value_store[t] = action, log_prob, value
-                rewards[t], terminated[t], truncated[t] = reward, term, trunc
-                if trunc.any():  # bootstrap time-limited episodes from their real last observation
-                    only_trunc = trunc & ~term
-                    final_v = algo.value(self._norm(info["final_obs"]))
-                    trunc_values[t] = torch.where(only_trunc, final_v, torch.zeros_like(final_v))
-                self.ep_return.add_(reward)
-                self._vstep += 1
-                done = term | trunc
-                if bus.has("on_step_end"):
-                    self.fire("on_step_end", {"global_step": self.global_step, "reward": reward,
-                                              "terminated": term, "truncated": trunc, "info": info})
-                if done.any():
-                    self._finish_episodes(done, term, info)
-
-            # 2. GAE along time, per env; bootstrap from V(s_T)
-            next_value = algo.value(self._norm(self.next_obs))
-            advantages, value_targets = gae(rewards, value_store, terminated | truncated, next_value,
-                                            trunc_values, algo.gamma, algo.gae_lambda)
-            buffer = TensorDict(
-                {
-                    K.OBS: obs_store, K.ACTION: action_store, K.LOG_PROB: log_prob_store, K.VALUE: value_store,
-                    "next": {"reward": rewards, "terminated": terminated, "truncated": truncated,
-                             "truncated_value": trunc_values},
-                    K.ADVANTAGE: advantages, K.VALUE_TARGET: value_targets,
-                },
-                batch_size=[T, N], device=self.device, names=list(K.BATCH_DIMS),
-            )
-            self.fire("on_rollout_end", {"cycle": self.cycle, "global_step": self.global_step, "buffer": buffer})
+            self.collect_rollout()
+            self.compute_advantages()
             rollout_s = time.perf_counter() - cycle_t0
-
-            # 3. update
-            self.fire("on_update_start", {"cycle": self.cycle, "global_step": self.global_step})
             update_t0 = time.perf_counter()
-            losses = algo.update(buffer.reshape(-1))
-            update_s = time.perf_counter() - update_t0
-            self.fire("on_update_end", {"cycle": self.cycle, "global_step": self.global_step, "losses": losses})
+            losses = self.update()
+            self.log_metrics(losses, rollout_s, time.perf_counter() - update_t0)
+            self._agree_on_stop()
 
-            # 4. metrics (reduced across ranks), hooks may add to them, then log
-            elapsed = time.perf_counter() - t0
-            metrics = self._cycle_metrics(losses, rollout_s, update_s, (self.global_step - start_step) / elapsed)
-            self.fire("on_metrics_computed", metrics)
-            if self.is_global_zero:
-                self.log(metrics)
-            self.fire("on_cycle_complete", {"cycle": self.cycle, "global_step": self.global_step,
-                                            "metrics": metrics})
-            if self.world_size > 1:
-                stop = fabric.strategy.reduce_boolean_decision(self.stop_reason is not None, all=False)
-                if stop and self.stop_reason is None:
-                    self.request_stop("another rank asked to stop")
-
-        wall = time.perf_counter() - self._start_time
         steps = self.global_step - start_step
-        summary = self._summary(wall, steps / max(time.perf_counter() - t0, 1e-9))
+        summary = self._summary(time.perf_counter() - self._start_time,
+                                steps / max(time.perf_counter() - self._t0, 1e-9))
         summary["sps_cpu"] = round(steps / max(time.process_time() - cpu0, 1e-9), 2)
-        self.save_checkpoint(self.out_dir / "checkpoints" / "last.ckpt")
+        last = self.checkpoints.save_last()
+        summary["last_checkpoint"] = str(last) if last is not None else None
         self.fire("on_training_end", summary)
         if self.is_global_zero:
             _write_json_atomic(self.out_dir / "summary.json", summary)
-        for lg in fabric.loggers:
+        for lg in self.fabric.loggers:
             lg.finalize("success")
         return summary
 
+    def collect_rollout(self) -> None:
+        """``rollout_steps`` vector steps of the sampling policy into the buffer."""
+        algo, envs, bus, buf = self.algo, self.envs, self.bus, self.buffer
+        self.fire("on_rollout_start", {"cycle": self.cycle, "global_step": self.global_step})
+        obs_store, action_store, log_prob_store, value_store = (buf.get(k) for k in (K.OBS, K.ACTION, K.LOG_PROB,
+                                                                                     K.VALUE))
+        rewards, terminated, truncated, trunc_values = (buf.get(k) for k in (K.REWARD, K.TERMINATED, K.TRUNCATED,
+                                                                              K.NEXT_VALUE_TRUNC))
+        obs_store = obs_store.to_dict() if isinstance(obs_store, TensorDict) else obs_store
+        trunc_values.zero_()
+        steps_per_vector_step = self.num_envs * self.world_size
+        for t in range(self.cfg.rollout_steps):
+            if bus.has("on_step_start"):
+                self.fire("on_step_start", {"global_step": self.global_step, "observation": self.next_obs})
+            if self.normalizer is not None:
+                self.normalizer.update(self.next_obs, self._reduce_sum)
+            obs = self._norm(self.next_obs)
+            action, log_prob, value = algo.act(obs)
+            self.next_obs, reward, term, trunc, info = envs.step(action)
+            self.global_step += steps_per_vector_step
+
+            _write(obs_store, t, obs)
+            action_store[t], log_prob_store[t], value_store[t] = action, log_prob, value
+            rewards[t], terminated[t], truncated[t] = reward, term, trunc
+            if trunc.any():  # bootstrap time-limited episodes from their real last observation
+                only_trunc = trunc & ~term
+                final_v = algo.value(self._norm(info["final_obs"]))
+                trunc_values[t] = torch.where(only_trunc, final_v, torch.zeros_like(final_v))
+            self.ep_return.add_(reward)
+            self._vstep += 1
+            done = term | trunc
+            if bus.has("on_step_end"):
+                self.fire("on_step_end", {"global_step": self.global_step, "reward": reward,
+                                          "terminated": term, "truncated": trunc, "info": info})
+            if done.any():
+                self._finish_episodes(done, term, info)
+
+    def compute_advantages(self) -> None:
+        """GAE along ``time`` per env, bootstrapped from V(s_T); fires ``on_rollout_end`` with the buffer."""
+        buf, algo = self.buffer, self.algo
+        next_value = algo.value(self._norm(self.next_obs))
+        advantages, value_targets = gae(buf.get(K.REWARD), buf.get(K.VALUE),
+                                        buf.get(K.TERMINATED) | buf.get(K.TRUNCATED), next_value,
+                                        buf.get(K.NEXT_VALUE_TRUNC), algo.gamma, algo.gae_lambda)
+        buf.get(K.ADVANTAGE).copy_(advantages)
+        buf.get(K.VALUE_TARGET).copy_(value_targets)
+        self.fire("on_rollout_end", {"cycle": self.cycle, "global_step": self.global_step, "buffer": buf})
+
+    def update(self) -> dict[str, float]:
+        """The algorithm's update on the buffer flattened to [time * env]."""
+        self.fire("on_update_start", {"cycle": self.cycle, "global_step": self.global_step})
+        losses = self.algo.update(self.buffer.reshape(-1))
+        self.fire("on_update_end", {"cycle": self.cycle, "global_step": self.global_step, "losses": losses})
+        return losses
+
+    def log_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float) -> dict[str, float]:
+        """The cycle's metrics, reduced across ranks; hooks may add to them; then logged (rank 0)."""
+        sps = (self.global_step - self._start_step) / (time.perf_counter() - self._t0)
+        metrics = self._cycle_metrics(losses, rollout_s, update_s, sps)
+        self.fire("on_metrics_computed", metrics)
+        if self.is_global_zero:
+            self.log(metrics)
+        self.fire("on_cycle_complete", {"cycle": self.cycle, "global_step": self.global_step, "metrics": metrics})
+        return metrics
+
+    def _agree_on_stop(self) -> None:
+        if self.world_size > 1:
+            stop = self.fabric.strategy.reduce_boolean_decision(self.stop_reason is not None, all=False)
+            if stop and self.stop_reason is None:
+                self.request_stop("another rank asked to stop")
+
+    # -- bookkeeping ------------------------------------------------------------------------
     def _reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.world_size == 1:
             return x
@@ -416,7 +381,7 @@ class Run:
         return int(self.fabric.all_reduce(n, reduce_op="sum").item())
 
     def _recent_means(self) -> dict[str, float]:
-        """Mean return and length of the last finished episodes, averaged over ranks."""
+        """Mean return and length of the last ``metrics_window`` finished episodes, averaged over ranks."""
         return self._mean_over_ranks({
             "episode/return_mean": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan"),
             "episode/length_mean": float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan"),
@@ -425,7 +390,6 @@ class Run:
     def _cycle_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float,
                        sps: float) -> dict[str, float]:
         local = {f"train/{k}": float(v) for k, v in losses.items()}
-        local["train/lr"] = self.algo.optimizer.param_groups[0]["lr"]
         metrics = {**self._mean_over_ranks(local), **self._recent_means()}
         metrics.update({
             "episode/count": float(self._episodes_over_ranks()),
@@ -450,6 +414,7 @@ class Run:
             "algo": self.cfg.algo,
             "policy": self.cfg.policy,
             "env": self.cfg.env,
+            "preset": self.cfg.preset,
             "seed": self.cfg.seed,
             "world_size": self.world_size,
             "precision": self.cfg.precision,
@@ -466,20 +431,21 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _make_eval_env(cfg: TrainConfig, device: torch.device) -> Any:
-    if cfg.env == "fx":
-        from envs import make_fx_eval_env
+def load_config(ckpt: dict[str, Any], path: str | os.PathLike) -> Any:
+    """The config a checkpoint was trained with, rebuilt as its own config class."""
+    if "config_class" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} does not name its config class (written by an older FxAI); "
+                              f"convert it or retrain")
+    return config_from_dict(import_class(ckpt["config_class"]), ckpt["config"])
 
-        return make_fx_eval_env(cfg.fx, split="val", seed=cfg.seed, device=device)
-    return make_gym_vector_env(cfg.env, 1, "sync", device)
 
+def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, Callable[[Any], torch.Tensor]]:
+    """(cfg, policy_fn) from a checkpoint; ``policy_fn(obs)`` returns deterministic actions.
 
-def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TrainConfig, Any]:
-    """(cfg, policy_fn) from a checkpoint; ``policy_fn(obs)`` returns deterministic actions."""
-    from algos.distributions import deterministic_action
-
+    The algorithm/policy/env registries must hold the checkpoint's names (importing
+    ``configs`` registers the built-in ones)."""
     ckpt = read_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"])
+    cfg = load_config(ckpt, path)
     env = make_train_env(cfg, 1, cfg.seed, torch.device(device))
     obs_space, act_space = env.single_observation_space, env.single_action_space
     example, _ = env.reset(seed=cfg.seed)

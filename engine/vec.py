@@ -88,13 +88,18 @@ class NumpyVectorAdapter:
         self.env.close()
 
 
-def make_gym_vector_env(env_id: str, num_envs: int, mode: str = "sync", device: torch.device | str = "cpu",
-                        **env_kwargs: Any) -> NumpyVectorAdapter:
-    """gymnasium's own vectorisation of a registered id, wrapped for the loop."""
+def check_gym_id(env_id: str) -> None:
+    """Raise ValueError naming ``--env`` when ``env_id`` is not a registered gymnasium id."""
     if env_id not in gym.registry:
         close = gym.envs.registration.find_highest_version(None, env_id.split("-v")[0])
         hint = f" (did you mean {env_id.split('-v')[0]}-v{close}?)" if close is not None else ""
-        raise ValueError(f"--env {env_id!r} is not a registered gymnasium environment{hint}")
+        raise ValueError(f"--env {env_id!r} is not a registered env family or gymnasium environment{hint}")
+
+
+def make_gym_vector_env(env_id: str, num_envs: int, mode: str = "sync", device: torch.device | str = "cpu",
+                        **env_kwargs: Any) -> NumpyVectorAdapter:
+    """gymnasium's own vectorisation of a registered id, wrapped for the loop."""
+    check_gym_id(env_id)
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode,
                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_kwargs)
     return NumpyVectorAdapter(env, device)

@@ -1,15 +1,16 @@
-"""FxAI's built-in training hooks (one per file) and the config that assembles them.
+"""FxAI's built-in training hooks (one per file), their config and the loggers.
 
 Every hook listens to some of the 16 events of :mod:`engine.events`; see
-:func:`hooks.config.build_default_hooks` for the default list and its order.
+:func:`hooks.factory.build_default_hooks` for the default list and its order.
 """
 
 from hooks.checkpoint import CheckpointHook
-from hooks.config import HooksConfig, build_default_hooks
-from hooks.continuous import ContinuousTrainingHook, resolve_resume
+from hooks.config import HooksConfig
+from hooks.continuous import ContinuousTrainingHook
 from hooks.early_stopping import EarlyStoppingHook
 from hooks.episode_metrics import EpisodeMetricsHook
 from hooks.evaluation import EvaluationHook
+from hooks.factory import build_default_hooks
 from hooks.loggers import make_loggers
 from hooks.lr_monitor import LearningRateMonitor
 from hooks.metrics import MetricsHook
@@ -33,5 +34,4 @@ __all__ = [
     "RewardComponentsHook",
     "build_default_hooks",
     "make_loggers",
-    "resolve_resume",
 ]

@@ -1,7 +1,9 @@
-"""CheckpointHook: ``last.ckpt`` every N cycles and at the end, plus the top-k checkpoints by a metric.
+"""CheckpointHook: ``last.ckpt`` every N cycles, plus the top-k checkpoints by a metric.
 
-Every save goes through ``run.save_checkpoint(path)`` (atomic, all ranks, rank 0 writes;
-it returns ``None`` when it refuses a non-finite model, and then nothing changes here).
+The hook decides *when* to save; every save goes through ``run.save_checkpoint(path)``
+(:class:`engine.checkpoint.Checkpoints`: atomic, all ranks, rank 0 writes; it returns ``None``
+when it refuses a non-finite model, and then nothing changes here). The engine itself writes
+``last.ckpt`` once more at the end of training.
 The monitored value must be the same on every rank (the engine reduces its metrics),
 otherwise ranks would disagree on whether to save.
 Top-k files are named after the step and the monitored value, e.g.
@@ -56,7 +58,6 @@ class CheckpointHook(Hook):
         self.best: list[dict[str, Any]] = []  # {"path", "score", "global_step"}, best first
         self.cycles_seen = 0
         self.last_path: Path | None = None
-        self._saved: tuple[str, int] | None = None  # (path, global_step) of the latest save seen
         self.run: Any = None
 
     # -- events ---------------------------------------------------------------------------------
@@ -74,28 +75,12 @@ class CheckpointHook(Hook):
         if self.save_last and self.every_n_cycles > 0 and self.cycles_seen % self.every_n_cycles == 0:
             self._save_last()
 
-    def on_checkpoint_saved(self, info: dict) -> None:
-        self._saved = (str(info.get("path")), int(info.get("global_step", -1)))
-
     def on_training_end(self, summary: dict) -> None:
-        if self.save_last and self.run is not None:
-            last = self.dirpath / "last.ckpt"
-            # The engine may already have written last.ckpt at this very step: don't write it twice.
-            if self._saved != (str(last), int(self.run.global_step)):
-                self._save_last()
-            elif self.last_path is None:
-                self.last_path = last
-            if isinstance(summary, dict):
-                summary.setdefault("last_checkpoint", str(self.last_path) if self.last_path else None)
-                if self.best:
-                    summary.setdefault("best_checkpoint", self.best[0]["path"])
-                    summary.setdefault("best_score", self.best[0]["score"])
+        if isinstance(summary, dict) and self.best:
+            summary.setdefault("best_checkpoint", self.best[0]["path"])
+            summary.setdefault("best_score", self.best[0]["score"])
 
     # -- work -----------------------------------------------------------------------------------
-    @property
-    def best_path(self) -> str | None:
-        return self.best[0]["path"] if self.best else None
-
     def _save_last(self) -> None:
         saved = self.run.save_checkpoint(self.dirpath / "last.ckpt")  # None: refused (non-finite model)
         if saved is not None:

@@ -1,40 +1,16 @@
-"""Continuous training: where to resume from, and a version history across resumes.
+"""Continuous training: a version history across resumes.
 
-:func:`resolve_resume` turns the ``--resume`` flag into a checkpoint path ("auto" = the
-newest valid checkpoint under the output directory, or a fresh start when there is none).
+(Which checkpoint ``--resume`` means is :func:`engine.checkpoint.resolve_resume`'s business.)
 :class:`ContinuousTrainingHook` counts how many times the run has been resumed (its
 *version*) and keeps the history in its state, so the count survives every checkpoint.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
-from engine.checkpoint import CheckpointError, find_latest_valid, read_checkpoint
 from engine.events import Hook
-
-
-def resolve_resume(resume: str | os.PathLike | None, out_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint to resume from, or ``None`` to start fresh.
-
-    ``None`` or ``""`` -> ``None``; ``"auto"`` -> the newest readable checkpoint under
-    ``out_dir`` (``None`` when there is none); anything else is a path that must exist and
-    load, else :class:`CheckpointError` naming it.
-    """
-    if resume is None or str(resume).strip() == "":
-        return None
-    if str(resume) == "auto":
-        return find_latest_valid(out_dir)
-    path = Path(resume)
-    if not path.exists():
-        raise CheckpointError(f"--resume {path}: checkpoint {path} does not exist")
-    if path.is_dir():
-        raise CheckpointError(f"--resume {path}: {path} is a directory, not a checkpoint file (use --resume auto)")
-    read_checkpoint(path)  # raises CheckpointError naming the file when unreadable
-    return path
 
 
 class ContinuousTrainingHook(Hook):

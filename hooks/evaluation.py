@@ -14,13 +14,13 @@ from hooks._util import to_float
 
 
 class EvaluationHook(Hook):
-    """Calls ``run.evaluate(num_episodes)`` every ``every_n_cycles`` cycles (``num_episodes=None``: the run's default)."""
+    """Calls ``run.evaluate(num_episodes)`` every ``every_n_cycles`` cycles."""
 
-    def __init__(self, every_n_cycles: int = 10, num_episodes: int | None = None) -> None:
+    def __init__(self, every_n_cycles: int = 10, num_episodes: int = 5) -> None:
         if every_n_cycles < 1:
             raise ValueError(f"EvaluationHook: every_n_cycles must be >= 1, got {every_n_cycles}")
-        if num_episodes is not None and num_episodes < 1:
-            raise ValueError(f"EvaluationHook: num_episodes must be >= 1 or None, got {num_episodes}")
+        if num_episodes < 1:
+            raise ValueError(f"EvaluationHook: num_episodes must be >= 1, got {num_episodes}")
         self.every_n_cycles = every_n_cycles
         self.num_episodes = num_episodes
         self.cycles_seen = 0

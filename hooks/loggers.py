@@ -10,12 +10,13 @@ run's configuration as hyper-parameters. The W&B logger never touches the networ
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 LOGGER_KINDS: tuple[str, ...] = ("csv", "tensorboard", "wandb")
 
@@ -39,9 +40,8 @@ def flatten_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, An
 class HParamsCSVLogger(CSVLogger):
     """Fabric's CSVLogger plus ``log_hyperparams``, which writes ``hparams.json`` next to ``metrics.csv``."""
 
+    @rank_zero_only
     def log_hyperparams(self, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
-        if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) != 0:
-            return
         _ = self.experiment  # creates the version directory first (its existence check would warn otherwise)
         log_dir = Path(self.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,9 @@ class WandbLogger(Logger):
         return str(self._save_dir)
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> Any:
-        """The ``wandb`` run (started on first access)."""
+        """The ``wandb`` run (started on first access, on rank 0 only)."""
         if self._run is None:
             import wandb
 
@@ -110,12 +111,15 @@ class WandbLogger(Logger):
         """The local run directory (``<save_dir>/wandb/offline-run-...``) once the run has started."""
         return Path(self._run.dir).parent if self._run is not None else None
 
+    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         self.experiment.log(dict(metrics), step=step)
 
+    @rank_zero_only
     def log_hyperparams(self, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
         self.experiment.config.update(flatten_hparams(dict(params)), allow_val_change=True)
 
+    @rank_zero_only
     def finalize(self, status: str) -> None:
         if self._run is not None:
             self._run.finish(exit_code=0 if status == "success" else 1)
@@ -125,26 +129,27 @@ def make_loggers(
     kinds: Sequence[str],
     out_dir: str | Path,
     run_name: str,
-    hparams: Mapping[str, Any],
+    hparams: Mapping[str, Any] | None = None,
     *,
     online: bool = False,
     project: str = "fxai",
     is_global_zero: bool = True,
 ) -> list[Logger]:
-    """Loggers for ``kinds`` (any of "csv", "tensorboard", "wandb"), each with ``hparams`` logged.
+    """Loggers for ``kinds`` (any of "csv", "tensorboard", "wandb"); ``hparams``, when given, are logged now
+    (the engine logs the run's config itself once Fabric has launched).
 
     ``online``: let W&B upload (default offline); ``project``: the W&B project.
 
     Files go under ``<out_dir>/logs/csv/<run_name>/version_<n>`` (CSV; a resumed run gets the next
     version instead of overwriting), ``<out_dir>/logs/tensorboard/<run_name>/version_<n>`` and
-    ``<out_dir>/wandb``. Only
-    rank 0 starts a W&B run (other ranks get no W&B logger).
+    ``<out_dir>/wandb``. Every logger writes on rank 0 only (Lightning's ``rank_zero_only``); a
+    caller that already knows it is not rank 0 gets no W&B logger at all.
     """
     unknown = [k for k in kinds if k not in LOGGER_KINDS]
     if unknown:
         raise ValueError(f"--hooks.loggers: unknown logger(s) {unknown}; choose from {list(LOGGER_KINDS)}")
     out_dir = Path(out_dir)
-    flat = flatten_hparams(dict(hparams))
+    flat = flatten_hparams(dict(hparams or {}))
     loggers: list[Logger] = []
     for kind in dict.fromkeys(kinds):  # de-duplicate, keep order
         if kind == "csv":
@@ -155,7 +160,7 @@ def make_loggers(
             if not is_global_zero:
                 continue
             logger = WandbLogger(out_dir, run_name, project, online, config=flat)
-        if is_global_zero:
+        if is_global_zero and hparams is not None:
             logger.log_hyperparams(flat)
         loggers.append(logger)
     return loggers

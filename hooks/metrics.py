@@ -11,10 +11,12 @@ totals). Once per cycle it adds to the metrics dict:
   ``episode/length_mean_all``, ``episode/win_rate_all``, ``episode/return_max_all``,
   ``episode/count``.
 
-Nothing is added before the first episode ends, so no NaN reaches the loggers. The hook's
-hook never overwrites a key already in the dict: the engine's own ``episode/return_mean``,
-``episode/length_mean`` and ``episode/count`` are reduced across ranks and win, because a
-monitored metric must be identical on every rank. The hook's statistics are per rank.
+Nothing is added before the first episode ends, so no NaN reaches the loggers. In a run the
+window is the run's ``--metrics-window`` (the one the engine's own ``episode/return_mean``
+uses), and the hook never overwrites a key already in the dict: the engine's
+``episode/return_mean``, ``episode/length_mean`` and ``episode/count`` are reduced across
+ranks and win, because a monitored metric must be identical on every rank. The hook's other
+statistics are per rank. Used alone (no run), it computes all of them itself.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ _COMPONENT_PREFIX = "reward/"
 class MetricsHook(Hook):
     """Episode return/length/win-rate and reward-component statistics, run-long and windowed."""
 
-    def __init__(self, window: int = 100) -> None:
-        if window < 1:
+    def __init__(self, window: int | None = None) -> None:
+        if window is not None and window < 1:
             raise ValueError(f"MetricsHook: window must be >= 1, got {window}")
-        self.window = window
+        self.window = window if window is not None else 100
+        self._window_from_run = window is None
         self._returns: deque[float] = deque(maxlen=window)
         self._lengths: deque[float] = deque(maxlen=window)
         self._components: dict[str, deque[float]] = {}
@@ -50,6 +53,14 @@ class MetricsHook(Hook):
         self.count = 0
 
     # -- events ---------------------------------------------------------------------------------
+    def on_training_start(self, run: Any) -> None:
+        window = getattr(getattr(run, "cfg", None), "metrics_window", None)
+        if self._window_from_run and window is not None and window != self.window:
+            self.window = int(window)
+            self._returns = deque(self._returns, maxlen=self.window)
+            self._lengths = deque(self._lengths, maxlen=self.window)
+            self._components = {k: deque(v, maxlen=self.window) for k, v in self._components.items()}
+
     def on_episode_end(self, episode_info: dict) -> None:
         ret = to_float(episode_info.get("return", episode_info.get("reward")))
         length = to_float(episode_info.get("length"))
@@ -124,10 +135,11 @@ class MetricsHook(Hook):
         self._components = {
             k: deque((float(x) for x in v), maxlen=self.window) for k, v in state["components"].items()
         }
-        for attr in ("run_return", "run_length", "run_win", "run_max"):
-            metric = getattr(self, f"_{attr}")
+        for attr in ("run_return", "run_length", "run_win"):
+            metric, saved = getattr(self, f"_{attr}"), state[attr]
             metric.reset()
-            for name, tensor in state[attr].items():
-                setattr(metric, name, tensor.clone())
-            metric._update_count = self.count  # torchmetrics warns on compute() when this is 0
-            metric._computed = None
+            if float(saved["weight"]) > 0:  # the saved weighted sum, restored through update()
+                metric.update(saved["mean_value"] / saved["weight"], weight=saved["weight"])
+        self._run_max.reset()
+        if self.count > 0:
+            self._run_max.update(state["run_max"]["max_value"])

@@ -45,7 +45,7 @@ class ProfilerHook(Hook):
             if torch.cuda.is_available():
                 activities.append(ProfilerActivity.CUDA)
             self.prof = profile(activities=activities, record_shapes=True)
-            self.prof.__enter__()
+            self.prof.start()
         self.cycle += 1
 
     def on_cycle_complete(self, info: dict) -> None:
@@ -60,7 +60,7 @@ class ProfilerHook(Hook):
 
     def _finish(self) -> None:
         prof, self.prof = self.prof, None
-        prof.__exit__(None, None, None)
+        prof.stop()
         last = self.cycle - 1
         self.out_dir.mkdir(parents=True, exist_ok=True)
         stem = f"trace_rank{self.rank}_cycles{self.start_cycle}-{last}"

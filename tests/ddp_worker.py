@@ -56,6 +56,6 @@ class ParamProbe:
 
 
 if __name__ == "__main__":
-    cfg = parse_args(["--env", "CartPole-v1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+    cfg = parse_args(["cartpole", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
                       "--out-dir", str(out_dir), *extra])
     train(cfg, hooks=[ParamProbe()])

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from algos.distributions import deterministic_action
+from engine.distributions import deterministic_action
 from algos.transformer import MultiBranchTransformer, TransformerConfig
-from engine import backtest, report
-from engine.backtest import BacktestArgs, Momentum, backtest_report, make_baselines, run_backtest, target_to_action
+from envs.fx.research import backtest, baselines
+from envs.fx.research import metrics as report
+from envs.fx.research.backtest import BacktestArgs, backtest_report, run_backtest
+from envs.fx.research.baselines import Momentum, make_baselines, target_to_action
 
 HOUR_NS = 3600 * 10**9
 MONDAY_NS = int(np.datetime64("2024-01-01T00:00", "ns").astype(np.int64))
@@ -62,7 +64,7 @@ class FakeFxEnv:
 
     def step(self, actions: torch.Tensor):
         if isinstance(self.single_action_space, gym.spaces.Discrete):
-            levels = self._levels or backtest.DEFAULT_POSITION_LEVELS
+            levels = self._levels or baselines.DEFAULT_POSITION_LEVELS
             assert actions.shape == (1,) and actions.dtype == torch.int64
             target = levels[int(actions[0])]
         else:
@@ -222,27 +224,27 @@ def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loop_mod = sys.modules.get("engine.loop") or types.ModuleType("engine.loop")
     monkeypatch.setitem(sys.modules, "engine.loop", loop_mod)
     monkeypatch.setattr(loop_mod, "load_policy", fake_load_policy, raising=False)
-    import envs
+    from envs.fx import market
 
-    monkeypatch.setattr(envs, "make_fx_eval_env", fake_make_env, raising=False)
+    monkeypatch.setattr(market, "make_fx_eval_env", fake_make_env, raising=False)
     args = tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--data", str(data), "--split", "val"])
     assert args.out_dir is None and args.momentum_lookback == 20
-    result = backtest.main(args)
+    result = backtest.backtest_checkpoint(args)
     assert made == [(str(data), "val", 0)] * 5  # policy + four baselines, all on the overridden data
     assert result["split"] == "val"
     assert result["metrics"]["total_return"] == pytest.approx(0.05)  # always long (level 4) on a 5 % rise
     assert (tmp_path / "backtest-val" / "report.json").is_file()
     with pytest.raises(FileNotFoundError, match="--ckpt"):
-        backtest.main(BacktestArgs(ckpt=tmp_path / "missing.ckpt"))
+        backtest.backtest_checkpoint(BacktestArgs(ckpt=tmp_path / "missing.ckpt"))
     with pytest.raises(FileNotFoundError, match="--data"):
-        backtest.main(BacktestArgs(ckpt=ckpt, data=str(tmp_path / "nope.csv")))
+        backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt, data=str(tmp_path / "nope.csv")))
     with pytest.raises(SystemExit):
         tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--split", "train"])
     assert math.isfinite(result["metrics"]["sharpe"])
     monkeypatch.setattr(loop_mod, "load_policy", lambda path, device="cpu": (
         types.SimpleNamespace(env="CartPole-v1", fx=FakeFx()), None), raising=False)
     with pytest.raises(ValueError, match="CartPole-v1"):
-        backtest.main(BacktestArgs(ckpt=ckpt))
+        backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt))
 
 
 def test_format_summary_shows_infinite_as_inf() -> None:
@@ -254,10 +256,8 @@ def test_format_summary_shows_infinite_as_inf() -> None:
 
 def test_real_fx_eval_env_baselines_and_transformer() -> None:
     """The same checks on the real FX env (small synthetic market), when envs provides it."""
-    envs = pytest.importorskip("envs")
-    if not hasattr(envs, "make_fx_eval_env"):
-        pytest.skip("envs.make_fx_eval_env not available")
-    from envs.config import FxEnvConfig
+    envs = pytest.importorskip("envs.fx")
+    from envs.fx.config import FxEnvConfig
 
     cfg = FxEnvConfig(synthetic_n_bars=4000, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16, window_medium=4, window_low=4, agg_medium=5,
                       agg_low=15, bar_seconds=300)
@@ -289,11 +289,11 @@ def make_policy_for(env):
 
 def test_cli_end_to_end_on_a_real_checkpoint(tmp_path: Path) -> None:
     """``main`` through the lead's real ``load_policy`` and the real eval env (checkpoint written by hand)."""
-    loop = pytest.importorskip("engine.loop")
-    if not hasattr(loop, "load_policy"):
-        pytest.skip("engine.loop.load_policy not available")
-    from engine.config import TrainConfig, config_to_dict
-    from envs.config import FxEnvConfig
+    import configs  # noqa: F401  (registers the policies and the FX env family)
+    from engine import loop
+    from configs import TrainConfig
+    from engine.config import class_path, config_to_dict
+    from envs.fx.config import FxEnvConfig
 
     fx = FxEnvConfig(synthetic_n_bars=4000, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16,
                      window_medium=4, window_low=4, agg_medium=5, agg_low=15, bar_seconds=300)
@@ -305,9 +305,9 @@ def test_cli_end_to_end_on_a_real_checkpoint(tmp_path: Path) -> None:
     policy = loop.build_policy(cfg, env.single_observation_space, env.single_action_space)
     ckpt = tmp_path / "run" / "last.ckpt"
     ckpt.parent.mkdir()
-    torch.save({"global_step": 0, "config": config_to_dict(cfg), "policy": policy.state_dict(), "obs_norm": None},
-               ckpt)
-    result = backtest.main(BacktestArgs(ckpt=ckpt, split="test", momentum_lookback=5))
+    torch.save({"global_step": 0, "config": config_to_dict(cfg), "config_class": class_path(cfg),
+                "policy": policy.state_dict(), "obs_norm": None}, ckpt)
+    result = backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt, split="test", momentum_lookback=5))
     out = tmp_path / "run" / "backtest-test"
     assert json.loads((out / "report.json").read_text()) == result
     assert result["split"] == "test" and result["bars"] > 300

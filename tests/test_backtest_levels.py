@@ -5,9 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from engine.backtest import backtest_report, target_to_action
-from envs import make_fx_eval_env
-from envs.config import FxEnvConfig
+from envs.fx.research.backtest import backtest_report
+from envs.fx.research.baselines import target_to_action
+from envs.fx import make_fx_eval_env
+from envs.fx.config import FxEnvConfig
 
 
 def test_flat_baseline_needs_a_zero_level(tmp_path):

@@ -10,7 +10,7 @@ from engine.checkpoint import CheckpointError, read_checkpoint
 from engine.ppo import parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
-CP = ["--env", "CartPole-v1", "--num-envs", "2", "--rollout-steps", "16", "--hooks.no-progress",
+CP = ["cartpole", "--num-envs", "2", "--rollout-steps", "16", "--hooks.no-progress",
       "--ppo.num-minibatches", "2", "--ppo.update-epochs", "1"]
 
 
@@ -50,7 +50,7 @@ def test_incompatible_checkpoint_lists_the_mismatch_and_loses_nothing(trained):
     msg = str(err.value)
     assert "last.ckpt does not fit this run" in msg and "network" in msg and "32" in msg
     with pytest.raises(CheckpointError, match="observation_space"):
-        train(parse_args(["--env", "Acrobot-v1", "--policy", "mlp", "--num-envs", "2", "--rollout-steps", "16",
+        train(parse_args(["gym", "--env", "Acrobot-v1", "--policy", "mlp", "--num-envs", "2", "--rollout-steps", "16",
                           "--hooks.no-progress", "--out-dir", str(trained), "--resume", str(last)]))
     assert last.read_bytes() == before
     assert read_checkpoint(last)["global_step"] == 64

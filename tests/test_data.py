@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.data import Bars, DataError, bars_to_frame, infer_bar_seconds, load_bars, save_bars
+from envs.fx.data import Bars, DataError, bars_to_frame, infer_bar_seconds, load_bars, save_bars
 
 DATA = Path(__file__).parent / "data"
 # The five 1-minute EURUSD bars that every sample file in tests/data (but the weekend one) holds.

@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from envs.data import save_bars
-from envs.synthetic import generate
+from envs.fx.data import save_bars
+from envs.fx.synthetic import generate
 from engine.ppo import parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,16 +21,16 @@ class LrProbe:
 
 def test_continuous_actions_on_pendulum(tmp_path):
     probe = LrProbe()
-    summary = train(parse_args(["--env", "Pendulum-v1", "--policy", "mlp", "--total-steps", "1024", "--num-envs", "4",
+    summary = train(parse_args(["gym", "--env", "Pendulum-v1", "--policy", "mlp", "--total-steps", "1024", "--num-envs", "4",
                                 "--rollout-steps", "64", "--out-dir", str(tmp_path), *QUIET]), hooks=[probe])
     assert summary["global_step"] == 1024 and summary["episodes"] == 4  # Pendulum truncates at 200 steps
     # linear annealing: 4 updates, lr falls by a quarter of the initial value each time
-    lr0 = parse_args(["--env", "Pendulum-v1"]).ppo.learning_rate
+    lr0 = parse_args(["gym", "--env", "Pendulum-v1"]).ppo.learning_rate
     assert probe.lrs == pytest.approx([lr0 * 0.75, lr0 * 0.5, lr0 * 0.25, 0.0])
 
 
 def test_entropy_bonus_anneals_linearly_when_asked(tmp_path):
-    args = ["--env", "CartPole-v1", "--total-steps", "1024", "--num-envs", "4", "--rollout-steps", "64",
+    args = ["cartpole", "--total-steps", "1024", "--num-envs", "4", "--rollout-steps", "64",
             "--ppo.ent-coef", "0.2", *QUIET]
     probe = LrProbe()
     train(parse_args([*args, "--ppo.ent-coef-final", "0.04", "--out-dir", str(tmp_path / "a")]), hooks=[probe])
@@ -43,7 +43,7 @@ def test_entropy_bonus_anneals_linearly_when_asked(tmp_path):
 
 def test_entropy_schedule_can_start_late():
     from algos.ppo import entropy_coefficient
-    from engine.config import PPOConfig
+    from algos import PPOConfig
 
     cfg = PPOConfig(ent_coef=0.2, ent_coef_final=0.0, ent_anneal_start=0.5)
     got = [entropy_coefficient(cfg, p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
@@ -52,7 +52,7 @@ def test_entropy_schedule_can_start_late():
 
 
 def test_async_vector_env(tmp_path):
-    summary = train(parse_args(["--env", "CartPole-v1", "--vector-mode", "async", "--total-steps", "256",
+    summary = train(parse_args(["cartpole", "--vector-mode", "async", "--total-steps", "256",
                                 "--num-envs", "2", "--rollout-steps", "32", "--out-dir", str(tmp_path), *QUIET]))
     assert summary["global_step"] == 256 and summary["episodes"] > 0
 
@@ -66,16 +66,16 @@ def test_fx_continuous_positions(tmp_path):
 
 def test_target_kl_stops_epochs_early(tmp_path):
     probe = LrProbe()
-    train(parse_args(["--env", "CartPole-v1", "--total-steps", "512", "--num-envs", "4", "--rollout-steps", "64",
+    train(parse_args(["cartpole", "--total-steps", "512", "--num-envs", "4", "--rollout-steps", "64",
                       "--ppo.update-epochs", "10", "--ppo.num-minibatches", "2", "--ppo.target-kl", "1e-9",
                       "--ppo.learning-rate", "1e-2", "--out-dir", str(tmp_path), *QUIET]), hooks=[probe])
     assert probe.epochs and max(probe.epochs) < 10  # KL exceeded the tiny target after the first epoch
 
 
 def test_preset_then_flags_override(tmp_path):
-    cfg = parse_args(["--preset", "cartpole", "--ppo.learning-rate", "0.01", "--num-envs", "3"])
+    cfg = parse_args(["cartpole", "--ppo.learning-rate", "0.01", "--num-envs", "3"])
     assert cfg.env == "CartPole-v1" and cfg.ppo.learning_rate == 0.01 and cfg.num_envs == 3
     assert cfg.ppo.update_epochs == 20  # untouched preset value
-    assert parse_args(["--env", "CartPole-v1"]).preset == "cartpole"  # the env's preset by default
-    a2c = parse_args(["--env", "CartPole-v1"], algo="a2c")
-    assert a2c.algo == "a2c"
+    assert parse_args([]).preset == "fx-ou" and parse_args(["--seed", "3"]).seed == 3  # the default preset
+    a2c = parse_args(["cartpole"], algo="a2c")
+    assert a2c.algo == "a2c" and a2c.preset == "cartpole-a2c"

@@ -126,7 +126,7 @@ def test_event_grammar_of_a_real_run(tmp_path):
     from engine.ppo import parse_args, train
 
     T, N = 8, 2
-    cfg = parse_args(["--env", "CartPole-v1", "--total-steps", "64", "--num-envs", str(N), "--rollout-steps",
+    cfg = parse_args(["cartpole", "--total-steps", "64", "--num-envs", str(N), "--rollout-steps",
                       str(T), "--out-dir", str(tmp_path), "--seed", "3", "--hooks.no-progress",
                       "--ppo.num-minibatches", "2", "--ppo.update-epochs", "1"])
     rec = Recorder()

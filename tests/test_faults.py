@@ -18,7 +18,7 @@ from engine.checkpoint import find_latest_valid, read_checkpoint
 from engine.ppo import parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
-CP = ["--env", "CartPole-v1", "--num-envs", "4", "--rollout-steps", "32", "--hooks.no-progress", "--seed", "2",
+CP = ["cartpole", "--num-envs", "4", "--rollout-steps", "32", "--hooks.no-progress", "--seed", "2",
       "--ppo.num-minibatches", "2", "--ppo.update-epochs", "1"]
 
 

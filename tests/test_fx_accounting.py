@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.config import FxEnvConfig, first_valid_index
-from envs.data import Bars
-from envs.vector import FxVectorEnv
+from envs.fx.config import FxEnvConfig, first_valid_index
+from envs.fx.data import Bars
+from envs.fx.vector import FxVectorEnv
 
 E0 = 10_000.0
 HALF_SPREAD = 0.5e-4  # 1 pip spread on a 1e-4 pip

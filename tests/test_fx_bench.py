@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from engine.bench_env import format_table, run_env_bench
+from envs.fx.bench import format_table, run_env_bench
 
 
 def test_run_env_bench_small():

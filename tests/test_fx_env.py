@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from envs.config import FxEnvConfig, first_valid_index
-from envs.data import Bars, bars_to_frame
-from envs.features import FeatureNorm, market_features_raw
-from envs.single import FxTradingEnv
-from envs.synthetic import generate
-from envs.vector import FxVectorEnv
+from envs import fx as envs
+from envs.fx.config import FxEnvConfig, first_valid_index
+from envs.fx.data import Bars, bars_to_frame
+from envs.fx.features import FeatureNorm, market_features_raw
+from envs.fx.single import FxTradingEnv
+from envs.fx.synthetic import generate
+from envs.fx.vector import FxVectorEnv
 
 torch.set_num_threads(1)
 CFG = FxEnvConfig(episode_bars=120, window_high=32, window_medium=8, window_low=8, agg_medium=5, agg_low=20,
@@ -329,7 +329,7 @@ def test_single_env_state_dict_round_trip(bars):
 def test_portfolio_features_stay_in_their_training_range_in_a_long_backtest(bars):
     """A backtest is one long episode; the policy must not see portfolio values that a
     ``episode_bars``-long training episode never produces (time held is capped)."""
-    from envs.vector import PORTFOLIO_FEATURES
+    from envs.fx.vector import PORTFOLIO_FEATURES
 
     long_run = FxVectorEnv(bars, CFG, num_envs=1, episode_bars=2000, start_mode="first")
     obs, _ = long_run.reset()

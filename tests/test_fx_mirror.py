@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from envs.config import FxEnvConfig
-from envs.data import Bars
-from envs.features import FeatureNorm
-from envs.synthetic import generate
-from envs.vector import FxVectorEnv
+from envs import fx as envs
+from envs.fx.config import FxEnvConfig
+from envs.fx.data import Bars
+from envs.fx.features import FeatureNorm
+from envs.fx.synthetic import generate
+from envs.fx.vector import FxVectorEnv
 
 torch.set_num_threads(1)
 CFG = FxEnvConfig(episode_bars=25, window_high=32, window_medium=8, window_low=8, agg_medium=5, agg_low=20,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import tyro
 
@@ -53,7 +55,9 @@ def test_minimal_list_and_monitor_fallback_without_evaluation() -> None:
     assert _names(hooks) == ["MetricsHook", "RewardComponentsHook", "LearningRateMonitor", "CheckpointHook",
                              "ContinuousTrainingHook"]
     assert hooks[3].monitor == "episode/return_mean"
-    assert isinstance(hooks[0], MetricsHook) and hooks[0].window == cfg.metrics_window
+    assert isinstance(hooks[0], MetricsHook)
+    hooks[0].on_training_start(SimpleNamespace(cfg=SimpleNamespace(metrics_window=7)))
+    assert hooks[0].window == 7  # one window for the engine's episode/return_mean and the hook: --metrics-window
 
 
 def test_non_val_monitor_needs_no_evaluation() -> None:

@@ -8,7 +8,7 @@ from engine.ppo import parse_args, train
 
 
 def test_ppo_learns_cartpole_on_a_small_budget(tmp_path):
-    cfg = parse_args(["--env", "CartPole-v1", "--total-steps", "30000", "--seed", "1", "--out-dir", str(tmp_path),
+    cfg = parse_args(["cartpole", "--total-steps", "30000", "--seed", "1", "--out-dir", str(tmp_path),
                       "--hooks.no-progress"])
     summary = train(cfg)
     assert summary["global_step"] >= 30000

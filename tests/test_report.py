@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine import report
+from envs.fx.research import metrics as report
+from envs.fx.research import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -149,13 +150,13 @@ def test_plots_written(tmp_path) -> None:
     strat = 10_000 * np.cumprod(np.r_[1.0, 1 + pos[:-1] * np.diff(close) / close[:-1]])
     curves = {"policy": strat, "flat": np.full(n, 10_000.0), "buy and hold": 10_000 * close / close[0]}
     paths = [
-        report.plot_equity_drawdown(curves, tmp_path / "equity_drawdown.png", times=times),
-        report.plot_positions(close, pos, tmp_path / "positions.png", times=times),
-        report.plot_trade_returns(report.trade_returns(pos[1:], strat), tmp_path / "trade_returns.png"),
-        report.plot_trade_returns(np.array([]), tmp_path / "no_trades.png"),
+        plots.plot_equity_drawdown(curves, tmp_path / "equity_drawdown.png", times=times),
+        plots.plot_positions(close, pos, tmp_path / "positions.png", times=times),
+        plots.plot_trade_returns(report.trade_returns(pos[1:], strat), tmp_path / "trade_returns.png"),
+        plots.plot_trade_returns(np.array([]), tmp_path / "no_trades.png"),
     ]
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, p
     with pytest.raises(ValueError, match="'flat'"):
-        report.plot_equity_drawdown({"policy": strat, "flat": strat[:-1]}, tmp_path / "bad.png")
+        plots.plot_equity_drawdown({"policy": strat, "flat": strat[:-1]}, tmp_path / "bad.png")

@@ -45,7 +45,7 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_same_seed_same_summary(tmp_path):
-    args = ["--env", "CartPole-v1", "--total-steps", "1024", "--num-envs", "4", "--rollout-steps", "32",
+    args = ["cartpole", "--total-steps", "1024", "--num-envs", "4", "--rollout-steps", "32",
             "--hooks.no-progress", "--seed", "7"]
     s1 = train(parse_args([*args, "--out-dir", str(tmp_path / "a")]))
     s2 = train(parse_args([*args, "--out-dir", str(tmp_path / "b")]))

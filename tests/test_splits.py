@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.splits import split_bars, split_indices, walk_forward, walk_forward_indices
-from envs.synthetic import generate
+from envs.fx.splits import split_bars, split_indices, walk_forward, walk_forward_indices
+from envs.fx.synthetic import generate
 
 
 def test_default_fractions_on_100_bars() -> None:

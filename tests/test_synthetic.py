@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.data import bars_to_frame, load_bars
-from envs.synthetic import (KINDS, REGIMES, SyntheticSpec, bars_per_year, generate, generate_from_spec,
+from envs.fx.data import bars_to_frame, load_bars
+from envs.fx.synthetic import (KINDS, REGIMES, SyntheticSpec, bars_per_year, generate, generate_from_spec,
                             regime_labels, session_times)
 
 PIP = 1e-4

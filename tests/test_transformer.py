@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos.distributions import deterministic_action, make_distribution
+from engine.distributions import deterministic_action, make_distribution
 from algos.transformer import MultiBranchTransformer, TransformerConfig, sinusoidal_table
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, portfolio_hidden=16, head_hidden=16)

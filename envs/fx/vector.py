@@ -38,11 +38,11 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from envs.config import REWARD_COMPONENTS, FxEnvConfig, first_valid_index
-from envs.data import Bars
-from envs.execution import Accounts
-from envs.features import FeatureNorm, WindowFeatures, bar_duration_ns, base_features_raw
-from envs.reward import RewardSystem
+from envs.fx.config import REWARD_COMPONENTS, FxEnvConfig, first_valid_index
+from envs.fx.data import Bars
+from envs.fx.execution import Accounts
+from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns, base_features_raw
+from envs.fx.reward import RewardSystem
 
 PORTFOLIO_FEATURES = ("position", "unrealised_pnl", "time_in_position", "last_target")
 """The account as the policy sees it. Only features whose distribution is the same in a

@@ -16,10 +16,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.config import FxEnvConfig
-from envs.features import FeatureNorm
-from envs.vector import FxVectorEnv
-from envs.data import Bars
+from envs.fx.config import FxEnvConfig
+from envs.fx.features import FeatureNorm
+from envs.fx.vector import FxVectorEnv
+from envs.fx.data import Bars
 
 
 def _obs_to_numpy(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

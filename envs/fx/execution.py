@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from envs.config import FxEnvConfig
+from envs.fx.config import FxEnvConfig
 
 STATE_FIELDS = ("cash", "position", "entry_price", "equity", "peak_equity", "time_in_position",
                 "n_trades", "spread_paid", "commission_paid", "slippage_paid", "swap_total",

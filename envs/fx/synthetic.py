@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from envs.data import Bars
+from envs.fx.data import Bars
 
 KINDS = ("gbm", "ou", "regime", "randomwalk")
 REGIMES = ("trend_up", "trend_down", "mean_revert", "high_vol")

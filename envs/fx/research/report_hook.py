@@ -1,7 +1,7 @@
 """BacktestReportHook: at the end of an FX run, backtest the trained policy and write the report.
 
 Rank 0 runs the deterministic policy over a held-out split (``test`` by default) next to the
-flat, buy-and-hold and momentum baselines (:func:`engine.backtest.backtest_report`), writes
+baselines (:func:`envs.fx.research.backtest.backtest_report`), writes
 ``report.json`` and the PNGs into ``<out_dir>/report/``, and adds the headline figures to
 the run's summary (``summary.json``) under ``backtest``.
 """
@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.events import Hook
+from envs.fx.market import make_fx_eval_env
+from envs.fx.research.backtest import backtest_report
 
-class BacktestReportHook:
+
+class BacktestReportHook(Hook):
     def __init__(self, split: str = "test", subdir: str = "report") -> None:
         self.split = split
         self.subdir = subdir
@@ -25,9 +29,6 @@ class BacktestReportHook:
         run = self.run
         if run is None or not run.is_global_zero:
             return
-        from engine.backtest import backtest_report
-        from envs import make_fx_eval_env
-
         def env_factory() -> Any:
             return make_fx_eval_env(run.cfg.fx, split=self.split, seed=run.cfg.seed, device=run.device)
 

@@ -10,22 +10,21 @@ reference. gym-anytrading is single-env, so N of its envs are stepped in a plain
 are far simpler (a flat fee on closing, no spread/slippage/margin/swap), so the ratio is a
 throughput comparison, not a like-for-like simulator comparison.
 
-``python -m engine.bench_env`` prints the table; ``run_env_bench`` returns the figures.
+``python -m engine.bench env`` prints the table; ``run_env_bench`` returns the figures.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from envs.config import FxEnvConfig
-from envs.data import Bars
-from envs.synthetic import generate
-from envs.vector import FxVectorEnv
+from envs.fx.config import FxEnvConfig
+from envs.fx.data import Bars
+from envs.fx.synthetic import generate
+from envs.fx.vector import FxVectorEnv
 
 PRICE_CFG = FxEnvConfig(obs_mode="price", window_high=24, window_medium=1, window_low=1, agg_medium=1, agg_low=1,
                         ma_window=1, ma_window_long=1, vol_window=16, episode_bars=2_000)
@@ -119,22 +118,3 @@ def format_table(result: dict[str, Any]) -> str:
     if result["anytrading_error"]:
         lines.append(f"anytrading column skipped: {result['anytrading_error']}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024])
-    parser.add_argument("--steps", type=int, default=2_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--max-seconds", type=float, default=4.0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = leave as is)")
-    args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    return run_env_bench(tuple(args.num_envs), steps=args.steps, seed=args.seed, device=args.device,
-                         max_seconds=args.max_seconds)
-
-
-if __name__ == "__main__":
-    main()

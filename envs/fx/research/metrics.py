@@ -1,4 +1,4 @@
-"""Financial metrics of a backtest and the PNG plots of a backtest report.
+"""Financial metrics of a backtest.
 
 Every metric is a pure function of numpy arrays, so it can be checked by hand.
 
@@ -24,8 +24,7 @@ Calmar with a gain and no drawdown). ``+inf`` is the only non-finite value a met
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,7 +38,7 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 
 
-def _as_1d(x: Any, name: str) -> np.ndarray:
+def as_1d(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf at index {int(np.flatnonzero(~np.isfinite(arr))[0])}")
@@ -57,7 +56,7 @@ def _ratio(num: float, den: float) -> float:
 
 def period_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
     """Simple returns between consecutive equity values (fractions), length ``len(equity) - 1``."""
-    eq = _as_1d(equity, "equity")
+    eq = as_1d(equity, "equity")
     if np.any(eq[:-1] <= 0):
         # a wiped-out account: returns after it are undefined; treat them as flat
         prev = np.where(eq[:-1] > 0, eq[:-1], 1.0)
@@ -67,7 +66,7 @@ def period_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def total_return(equity: Sequence[float] | np.ndarray) -> float:
     """``equity[-1] / equity[0] - 1`` (fraction); 0.0 for fewer than two points."""
-    eq = _as_1d(equity, "equity")
+    eq = as_1d(equity, "equity")
     if eq.size < 2 or eq[0] == 0:
         return 0.0
     return float(eq[-1] / eq[0] - 1.0)
@@ -78,7 +77,7 @@ def annualised_return(equity: Sequence[float] | np.ndarray, periods_per_year: fl
 
     -1.0 when the account ended at or below zero; 0.0 for fewer than two points.
     """
-    eq = _as_1d(equity, "equity")
+    eq = as_1d(equity, "equity")
     n = eq.size - 1
     if n < 1 or eq[0] <= 0:
         return 0.0
@@ -92,7 +91,7 @@ def annualised_return(equity: Sequence[float] | np.ndarray, periods_per_year: fl
 
 def annualised_volatility(returns: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
     """Sample standard deviation (ddof=1) of period returns times ``sqrt(periods_per_year)``; 0.0 for < 2 returns."""
-    r = _as_1d(returns, "returns")
+    r = as_1d(returns, "returns")
     if r.size < 2:
         return 0.0
     return float(r.std(ddof=1) * math.sqrt(periods_per_year))
@@ -109,7 +108,7 @@ def sharpe(returns: Sequence[float] | np.ndarray, periods_per_year: float, rf: f
     ``rf`` is an annual risk-free rate (fraction). 0.0 when there are fewer than two returns
     or their standard deviation is zero (flat or constant returns).
     """
-    r = _as_1d(returns, "returns")
+    r = as_1d(returns, "returns")
     if r.size < 2:
         return 0.0
     sd = float(r.std(ddof=1))
@@ -124,7 +123,7 @@ def sortino(returns: Sequence[float] | np.ndarray, periods_per_year: float, rf: 
     ``downside_dev = sqrt(mean(min(r - rf_p, 0) ** 2))`` over *all* periods. With no losing
     period it is ``inf`` if the mean excess return is positive, else 0.0; 0.0 for no returns.
     """
-    r = _as_1d(returns, "returns")
+    r = as_1d(returns, "returns")
     if r.size == 0:
         return 0.0
     ex = _excess(r, periods_per_year, rf)
@@ -134,7 +133,7 @@ def sortino(returns: Sequence[float] | np.ndarray, periods_per_year: float, rf: 
 
 def drawdown(equity: Sequence[float] | np.ndarray) -> np.ndarray:
     """Drawdown at each point, ``1 - equity / running peak``, as a non-negative fraction."""
-    eq = _as_1d(equity, "equity")
+    eq = as_1d(equity, "equity")
     if eq.size == 0:
         return eq
     peak = np.maximum.accumulate(eq)
@@ -158,7 +157,7 @@ def trade_segments(positions: Sequence[float] | np.ndarray) -> list[tuple[int, i
     Resizing without crossing zero (0.5 -> 1.0) stays one trade; a flip (1 -> -1) ends one
     trade and starts another.
     """
-    sign = np.sign(_as_1d(positions, "positions"))
+    sign = np.sign(as_1d(positions, "positions"))
     segments: list[tuple[int, int]] = []
     start = None
     for t, s in enumerate(sign):
@@ -181,8 +180,8 @@ def trade_returns(positions: Sequence[float] | np.ndarray, equity: Sequence[floa
     flip, the closing step belongs to the new trade. A trade still open at the end is marked
     at the last equity.
     """
-    pos = _as_1d(positions, "positions")
-    eq = _as_1d(equity, "equity")
+    pos = as_1d(positions, "positions")
+    eq = as_1d(equity, "equity")
     if eq.size != pos.size + 1:
         raise ValueError(f"equity must have one more point than positions (the value before the first step): "
                          f"got {eq.size} equity points for {pos.size} positions")
@@ -202,7 +201,7 @@ def n_trades(positions: Sequence[float] | np.ndarray) -> int:
 
 def win_rate(trade_rets: Sequence[float] | np.ndarray) -> float:
     """Fraction of trades with a strictly positive return; 0.0 with no trades."""
-    r = _as_1d(trade_rets, "trade returns")
+    r = as_1d(trade_rets, "trade returns")
     return float(np.mean(r > 0)) if r.size else 0.0
 
 
@@ -211,7 +210,7 @@ def profit_factor(trade_rets: Sequence[float] | np.ndarray) -> float:
 
     ``inf`` with wins and no losses; 0.0 with no trades or only zero-return trades.
     """
-    r = _as_1d(trade_rets, "trade returns")
+    r = as_1d(trade_rets, "trade returns")
     return _ratio(float(r[r > 0].sum()), float(-r[r < 0].sum()))
 
 
@@ -222,7 +221,7 @@ def turnover(positions: Sequence[float] | np.ndarray, periods_per_year: float | 
     ``periods_per_year`` it is scaled to a year (1.0 = one full-size one-way trade a year).
     0.0 with no steps.
     """
-    pos = _as_1d(positions, "positions")
+    pos = as_1d(positions, "positions")
     if pos.size == 0:
         return 0.0
     per_bar = float(np.abs(np.diff(pos, prepend=0.0)).sum() / pos.size)
@@ -231,7 +230,7 @@ def turnover(positions: Sequence[float] | np.ndarray, periods_per_year: float | 
 
 def exposure(positions: Sequence[float] | np.ndarray) -> float:
     """Fraction of steps with a non-zero position; 0.0 with no steps."""
-    pos = _as_1d(positions, "positions")
+    pos = as_1d(positions, "positions")
     return float(np.mean(pos != 0)) if pos.size else 0.0
 
 
@@ -265,7 +264,7 @@ def infer_periods_per_year(times: Sequence[Any] | np.ndarray) -> float:
 
 
 class TrajectoryLike(Protocol):
-    """What :func:`compute_metrics` reads (``engine.backtest.Trajectory`` has it)."""
+    """What :func:`compute_metrics` reads (``envs.fx.research.backtest.Trajectory`` has it)."""
 
     @property
     def equity_curve(self) -> np.ndarray: ...  # n_steps + 1 values, starting equity first
@@ -301,127 +300,3 @@ def compute_metrics(traj: TrajectoryLike, periods_per_year: float) -> dict[str, 
         "exposure": exposure(pos),
         "costs_paid": float(np.sum(traj.costs)),
     }
-
-
-# ---------------------------------------------------------------------------------- plots
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _time_axis(times: np.ndarray | None, n: int) -> tuple[np.ndarray, str]:
-    if times is None:
-        return np.arange(n), "step"
-    t = np.asarray(times)
-    if t.dtype.kind != "M":
-        t = t.astype(np.int64).astype("datetime64[ns]")
-    return t, "time (UTC)"
-
-
-def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, times: np.ndarray | None = None,
-                         title: str = "Equity and drawdown") -> Path:
-    """Two panels sharing x: equity normalised to 1.0 at the start (top) and drawdown in % (bottom).
-
-    ``curves`` maps a label (the strategy first, then baselines) to its equity curve; all
-    curves must have the same length as ``times`` (if given).
-    """
-    plt = _pyplot()
-    from matplotlib.ticker import PercentFormatter
-
-    n = len(next(iter(curves.values())))
-    x, xlabel = _time_axis(times, n)
-    fig, (ax_eq, ax_dd) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=[2.2, 1],
-                                       constrained_layout=True)
-    for i, (label, eq) in enumerate(curves.items()):
-        eq = _as_1d(eq, f"equity of {label}")
-        if eq.size != n:
-            raise ValueError(f"equity curve {label!r} has {eq.size} points, expected {n}")
-        norm = eq / eq[0] if eq[0] else eq
-        strategy = i == 0
-        style = dict(lw=1.6 if strategy else 1.0, alpha=1.0 if strategy else 0.8, zorder=3 if strategy else 2)
-        line, = ax_eq.plot(x, norm, label=f"{label} ({total_return(eq):+.2%})", **style)
-        dd = -drawdown(eq) * 100.0
-        if strategy:
-            ax_dd.fill_between(x, dd, 0.0, color=line.get_color(), alpha=0.35, lw=0, label=label)
-        ax_dd.plot(x, dd, color=line.get_color(), **style)
-    ax_eq.axhline(1.0, color="grey", lw=0.7, ls="--")
-    ax_eq.set_ylabel("equity (start = 1.0)")
-    ax_eq.set_title(title)
-    ax_eq.legend(loc="best", fontsize=9)
-    ax_eq.grid(alpha=0.3)
-    ax_dd.set_ylabel("drawdown")
-    ax_dd.yaxis.set_major_formatter(PercentFormatter(decimals=1))
-    ax_dd.set_xlabel(xlabel)
-    ax_dd.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_positions(close: np.ndarray, positions: np.ndarray, path: str | Path, times: np.ndarray | None = None,
-                   title: str = "Positions over price") -> Path:
-    """Price with long (green) / short (red) shading on top, the position as a step line below."""
-    plt = _pyplot()
-    close = _as_1d(close, "close")
-    pos = _as_1d(positions, "positions")
-    if close.size != pos.size:
-        raise ValueError(f"close has {close.size} points but positions has {pos.size}")
-    x, xlabel = _time_axis(times, close.size)
-    fig, (ax_p, ax_pos) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=[2, 1],
-                                       constrained_layout=True)
-    ax_p.plot(x, close, color="black", lw=0.9, label="close")
-    span = ax_p.get_xaxis_transform()
-    ax_p.fill_between(x, 0, 1, where=pos > 0, step="post", transform=span, color="tab:green", alpha=0.15,
-                      lw=0, label="long")
-    ax_p.fill_between(x, 0, 1, where=pos < 0, step="post", transform=span, color="tab:red", alpha=0.15,
-                      lw=0, label="short")
-    ax_p.set_ylabel("price")
-    ax_p.set_title(title)
-    ax_p.legend(loc="upper left", fontsize=9)
-    ax_p.grid(alpha=0.3)
-    ax_pos.step(x, pos, where="post", color="tab:blue", lw=1.0)
-    ax_pos.axhline(0.0, color="grey", lw=0.7)
-    lim = max(1.0, float(np.abs(pos).max()) if pos.size else 1.0) * 1.1
-    ax_pos.set_ylim(-lim, lim)
-    ax_pos.set_ylabel("position")
-    ax_pos.set_xlabel(xlabel)
-    ax_pos.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_trade_returns(trade_rets: np.ndarray, path: str | Path, title: str = "Trade returns") -> Path:
-    """Histogram of per-trade returns in %, with zero and mean lines and a summary box."""
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    r = _as_1d(trade_rets, "trade returns") * 100.0
-    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    if r.size:
-        ax.hist(r, bins=int(np.clip(np.sqrt(r.size) * 2, 10, 60)), color="tab:blue", alpha=0.75,
-                edgecolor="white", label="trades")
-        ax.axvline(0.0, color="black", lw=0.9)
-        ax.axvline(float(r.mean()), color="tab:orange", lw=1.5, ls="--", label=f"mean {r.mean():+.3f} %")
-        ax.legend(loc="upper right", fontsize=9)
-        pf = profit_factor(r)
-        summary = (f"trades: {r.size}\nwin rate: {win_rate(r):.1%}\n"
-                   f"profit factor: {'inf' if math.isinf(pf) else f'{pf:.2f}'}")
-        ax.text(0.02, 0.97, summary, transform=ax.transAxes, va="top", fontsize=9,
-                bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
-    else:
-        ax.text(0.5, 0.5, "no trades", transform=ax.transAxes, ha="center", va="center", fontsize=14)
-    ax.set_xlabel("trade return (% of equity)")
-    ax.set_ylabel("number of trades")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

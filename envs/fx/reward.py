@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from envs.config import REWARD_COMPONENTS, FxEnvConfig
+from envs.fx.config import REWARD_COMPONENTS, FxEnvConfig
 
 
 class RewardSystem:

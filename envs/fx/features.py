@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.config import FxEnvConfig
-from envs.data import Bars
+from envs.fx.config import FxEnvConfig
+from envs.fx.data import Bars
 
 MARKET_FEATURES = ("log_return", "range", "body", "realised_vol", "ma_gap",
                    "tod_sin", "tod_cos", "tow_sin", "tow_cos")

@@ -8,7 +8,7 @@ has an ``*_indices`` twin returning ``(start, stop)`` ranges, so callers can map
 
 from __future__ import annotations
 
-from envs.data import Bars
+from envs.fx.data import Bars
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -1,16 +1,20 @@
-"""The presets themselves, one small function each."""
+"""Presets for gymnasium's classic-control envs."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
-from configs.fx import fx, fx_ou, fx_randomwalk
-from engine.config import A2CConfig, PPOConfig, TrainConfig
+from algos import A2CConfig, PPOConfig
+from configs.train import TrainConfig
 from hooks.config import HooksConfig
 
 # gymnasium envs: no validation split, so hooks monitor the training return
 _GYM_HOOKS = HooksConfig(monitor="episode/return_mean", eval_every=0, checkpoint_every=0, save_top_k=0)
+
+
+def gym() -> TrainConfig:
+    """Any gymnasium env (--env ID, CartPole-v1 by default) with the engine's default PPO settings and an MLP."""
+    return TrainConfig(env="CartPole-v1", preset="gym", policy="mlp", hooks=_GYM_HOOKS)
 
 
 def cartpole() -> TrainConfig:
@@ -27,12 +31,3 @@ def cartpole_a2c() -> TrainConfig:
     """A2C on CartPole-v1."""
     return dataclasses.replace(cartpole(), preset="cartpole-a2c", algo="a2c", rollout_steps=5,
                                a2c=A2CConfig(learning_rate=2e-3, gamma=0.99, gae_lambda=1.0, ent_coef=0.0))
-
-
-PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "cartpole": cartpole,
-    "cartpole-a2c": cartpole_a2c,
-    "fx": fx,
-    "fx-ou": fx_ou,
-    "fx-randomwalk": fx_randomwalk,
-}

@@ -10,6 +10,9 @@ on in minutes on two CPU cores.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import tyro
 
 ACTION_MODES = ("discrete", "continuous")
 OBS_MODES = ("full", "price")
@@ -22,8 +25,8 @@ class FxEnvConfig:
     """Market data, features, execution costs, account and reward of the FX trading env."""
 
     # --- market data -------------------------------------------------------------------------
-    data: str | None = None
-    """CSV/Parquet file of OHLCV bars; None generates a synthetic market."""
+    data: Annotated[str | None, tyro.conf.arg(aliases=("--data",))] = None
+    """CSV/Parquet file of OHLCV bars to train on (``--data FILE`` for short); None generates a synthetic market."""
     synthetic_kind: str = "ou"
     """Synthetic market generator when ``data`` is None: gbm, ou, regime or randomwalk."""
     synthetic_n_bars: int = 60_000
@@ -46,6 +49,10 @@ class FxEnvConfig:
     fitted on both. A policy then cannot profit from the training split's net
     drift, only from patterns that pay in both directions. Validation, test and backtests
     always use the real series."""
+
+    report_split: Annotated[Literal["test", "val", "none"], tyro.conf.arg(aliases=("--report-split",))] = "test"
+    """Backtest the final policy on this split at the end of training and write report.json + PNGs to
+    <out_dir>/report (``none``: no report)."""
 
     # --- observation ---------------------------------------------------------------------------
     obs_mode: str = "full"

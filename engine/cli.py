@@ -1,0 +1,62 @@
+"""What the training commands share: presets as tyro subcommands, and the hooks and loggers a
+config asks for.
+
+``parse_args(argv, algo)`` is exactly the command line's parsing: the presets of
+:func:`configs.presets` are subcommands (the first is the default, so plain flags apply to
+it), and every flag after them overrides the preset's value. ``train(cfg, hooks)`` adds the
+built-in hooks (``--hooks.*``), the env family's own hooks and the loggers, then hands
+everything to :func:`engine.launch.launch`. This is the command layer: it may import every
+package, and no core module imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import tyro
+
+from configs import TrainConfig, presets
+from engine import registry
+from engine.checkpoint import CheckpointError
+from engine.launch import launch
+from hooks.factory import build_default_hooks
+from hooks.loggers import make_loggers
+
+
+def parse_args(argv: Sequence[str] | None = None, algo: str = "ppo", prog: str | None = None,
+               description: str | None = None) -> TrainConfig:
+    """Parse a command line into a :class:`configs.TrainConfig` (``algo`` picks the preset table)."""
+    table = presets(algo)
+    defaults = {name: make() for name, make in table.items()}
+    descriptions = {name: (make.__doc__ or name).strip().split("\n\n")[0].replace("\n", " ")
+                    for name, make in table.items()}
+    choice = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
+    return tyro.cli(choice, args=list(sys.argv[1:] if argv is None else argv), default=next(iter(defaults.values())),
+                    prog=prog, description=description, config=(tyro.conf.CascadeSubcommandArgs,))
+
+
+def build_hooks(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> list[Any]:
+    """Built-in hooks (``--hooks.*``), then the env family's (e.g. the FX report), then ``hooks``."""
+    builtin = build_default_hooks(cfg.hooks, has_eval=True) if cfg.builtin_hooks else []
+    family = registry.env_family(cfg.env)
+    return [*builtin, *(family.end_hooks(cfg) if family is not None else []), *hooks]
+
+
+def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
+    """Train with ``cfg``; ``hooks`` run after the built-in ones. Returns the summary dict."""
+    loggers = make_loggers(cfg.hooks.loggers, cfg.out_dir, Path(cfg.out_dir).name,
+                           online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project)
+    return launch(cfg, build_hooks(cfg, hooks), loggers)
+
+
+def main(argv: Sequence[str] | None = None, algo: str = "ppo", description: str | None = None) -> dict[str, Any]:
+    """Parse, train, and turn bad input into one line on stderr (exit code 2)."""
+    cfg = parse_args(argv, algo=algo, prog=f"python -m engine.{algo}", description=description)
+    try:
+        return train(cfg)
+    except (ValueError, OSError, CheckpointError) as exc:  # bad input: one clear line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

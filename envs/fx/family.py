@@ -1,0 +1,51 @@
+"""The FX env as an engine env family (``--env fx``): what the engine needs to train, evaluate
+and report on it, registered with :mod:`engine.registry` when this module is imported.
+
+The engine core never imports this module; ``configs`` does (the composition root).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.registry import register_env_family
+from envs.fx.market import load_market, make_fx_eval_env, make_fx_vector_env
+from envs.fx.research.backtest import run_backtest
+from envs.fx.research.metrics import compute_metrics, infer_periods_per_year
+from envs.fx.research.report_hook import BacktestReportHook
+
+
+class FxFamily:
+    """``--env fx``: settings in ``cfg.fx`` (:class:`envs.fx.config.FxEnvConfig`)."""
+
+    name = "fx"
+    section = "fx"
+
+    def validate(self, cfg: Any) -> None:
+        cfg.fx.validate()
+        load_market(cfg.fx)  # a bad data file fails here, naming file, row and column
+
+    def make_train_env(self, cfg: Any, num_envs: int, seed: int, device: torch.device) -> Any:
+        return make_fx_vector_env(cfg.fx, num_envs=num_envs, seed=seed, device=device, split="train")
+
+    def make_eval_env(self, cfg: Any, device: torch.device) -> Any:
+        return make_fx_eval_env(cfg.fx, split="val", seed=cfg.seed, device=device)
+
+    def evaluate(self, policy_fn: Callable[[Any], torch.Tensor], env: Any, cfg: Any,
+                 num_episodes: int) -> dict[str, float]:
+        """One deterministic pass over the validation split; the backtest metrics (``sharpe``, ...)."""
+        traj = run_backtest(lambda obs, info: policy_fn(obs), env)
+        metrics = compute_metrics(traj, infer_periods_per_year(traj.curve_time))
+        metrics["return_mean"] = float(np.sum(traj.reward))
+        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))}
+
+    def end_hooks(self, cfg: Any) -> list[Any]:
+        return [] if cfg.fx.report_split == "none" else [BacktestReportHook(split=cfg.fx.report_split)]
+
+
+FX = FxFamily()
+register_env_family(FX)

@@ -1,0 +1,134 @@
+"""The PNG plots of a backtest report: equity and drawdown, positions over price, trade returns.
+
+Each function writes one file with matplotlib's non-interactive Agg backend and returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from envs.fx.research.metrics import as_1d, drawdown, profit_factor, total_return, win_rate
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _time_axis(times: np.ndarray | None, n: int) -> tuple[np.ndarray, str]:
+    if times is None:
+        return np.arange(n), "step"
+    t = np.asarray(times)
+    if t.dtype.kind != "M":
+        t = t.astype(np.int64).astype("datetime64[ns]")
+    return t, "time (UTC)"
+
+
+def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, times: np.ndarray | None = None,
+                         title: str = "Equity and drawdown") -> Path:
+    """Two panels sharing x: equity normalised to 1.0 at the start (top) and drawdown in % (bottom).
+
+    ``curves`` maps a label (the strategy first, then baselines) to its equity curve; all
+    curves must have the same length as ``times`` (if given).
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import PercentFormatter
+
+    n = len(next(iter(curves.values())))
+    x, xlabel = _time_axis(times, n)
+    fig, (ax_eq, ax_dd) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=[2.2, 1],
+                                       constrained_layout=True)
+    for i, (label, eq) in enumerate(curves.items()):
+        eq = as_1d(eq, f"equity of {label}")
+        if eq.size != n:
+            raise ValueError(f"equity curve {label!r} has {eq.size} points, expected {n}")
+        norm = eq / eq[0] if eq[0] else eq
+        strategy = i == 0
+        style = dict(lw=1.6 if strategy else 1.0, alpha=1.0 if strategy else 0.8, zorder=3 if strategy else 2)
+        line, = ax_eq.plot(x, norm, label=f"{label} ({total_return(eq):+.2%})", **style)
+        dd = -drawdown(eq) * 100.0
+        if strategy:
+            ax_dd.fill_between(x, dd, 0.0, color=line.get_color(), alpha=0.35, lw=0, label=label)
+        ax_dd.plot(x, dd, color=line.get_color(), **style)
+    ax_eq.axhline(1.0, color="grey", lw=0.7, ls="--")
+    ax_eq.set_ylabel("equity (start = 1.0)")
+    ax_eq.set_title(title)
+    ax_eq.legend(loc="best", fontsize=9)
+    ax_eq.grid(alpha=0.3)
+    ax_dd.set_ylabel("drawdown")
+    ax_dd.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    ax_dd.set_xlabel(xlabel)
+    ax_dd.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_positions(close: np.ndarray, positions: np.ndarray, path: str | Path, times: np.ndarray | None = None,
+                   title: str = "Positions over price") -> Path:
+    """Price with long (green) / short (red) shading on top, the position as a step line below."""
+    plt = _pyplot()
+    close = as_1d(close, "close")
+    pos = as_1d(positions, "positions")
+    if close.size != pos.size:
+        raise ValueError(f"close has {close.size} points but positions has {pos.size}")
+    x, xlabel = _time_axis(times, close.size)
+    fig, (ax_p, ax_pos) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=[2, 1],
+                                       constrained_layout=True)
+    ax_p.plot(x, close, color="black", lw=0.9, label="close")
+    span = ax_p.get_xaxis_transform()
+    ax_p.fill_between(x, 0, 1, where=pos > 0, step="post", transform=span, color="tab:green", alpha=0.15,
+                      lw=0, label="long")
+    ax_p.fill_between(x, 0, 1, where=pos < 0, step="post", transform=span, color="tab:red", alpha=0.15,
+                      lw=0, label="short")
+    ax_p.set_ylabel("price")
+    ax_p.set_title(title)
+    ax_p.legend(loc="upper left", fontsize=9)
+    ax_p.grid(alpha=0.3)
+    ax_pos.step(x, pos, where="post", color="tab:blue", lw=1.0)
+    ax_pos.axhline(0.0, color="grey", lw=0.7)
+    lim = max(1.0, float(np.abs(pos).max()) if pos.size else 1.0) * 1.1
+    ax_pos.set_ylim(-lim, lim)
+    ax_pos.set_ylabel("position")
+    ax_pos.set_xlabel(xlabel)
+    ax_pos.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_trade_returns(trade_rets: np.ndarray, path: str | Path, title: str = "Trade returns") -> Path:
+    """Histogram of per-trade returns in %, with zero and mean lines and a summary box."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    r = as_1d(trade_rets, "trade returns") * 100.0
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    if r.size:
+        ax.hist(r, bins=int(np.clip(np.sqrt(r.size) * 2, 10, 60)), color="tab:blue", alpha=0.75,
+                edgecolor="white", label="trades")
+        ax.axvline(0.0, color="black", lw=0.9)
+        ax.axvline(float(r.mean()), color="tab:orange", lw=1.5, ls="--", label=f"mean {r.mean():+.3f} %")
+        ax.legend(loc="upper right", fontsize=9)
+        pf = profit_factor(r)
+        summary = (f"trades: {r.size}\nwin rate: {win_rate(r):.1%}\n"
+                   f"profit factor: {'inf' if math.isinf(pf) else f'{pf:.2f}'}")
+        ax.text(0.02, 0.97, summary, transform=ax.transAxes, va="top", fontsize=9,
+                bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
+    else:
+        ax.text(0.5, 0.5, "no trades", transform=ax.transAxes, ha="center", va="center", fontsize=14)
+    ax.set_xlabel("trade return (% of equity)")
+    ax.set_ylabel("number of trades")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
