@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 import algos  # noqa: F401  (registers ppo, a2c, mlp, transformer)
 import envs.fx.family  # noqa: F401  (registers --env fx)
-from configs.fx import fx_ou, fx_randomwalk
+from configs.fx import fx, fx_h1, fx_m15, fx_randomwalk, preset_for_data
 from configs.gym import cartpole, cartpole_a2c, gym
 from configs.train import TrainConfig
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "fx-ou": fx_ou,
+    "fx": fx,
+    "fx-m15": fx_m15,
+    "fx-h1": fx_h1,
     "fx-randomwalk": fx_randomwalk,
     "cartpole": cartpole,
     "gym": gym,
@@ -28,7 +30,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
 
 A2C_PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cartpole": cartpole_a2c,
-    "fx-ou": lambda: dataclasses.replace(fx_ou(), algo="a2c", preset="fx-ou-a2c"),
+    "fx": lambda: dataclasses.replace(fx(), algo="a2c"),
     "gym": lambda: dataclasses.replace(gym(), algo="a2c", preset="gym-a2c"),
 }
 """``python -m engine.a2c`` presets: the same markets with ``--algo a2c`` (CartPole with its tuned A2C settings)."""
@@ -46,4 +48,10 @@ def get_preset(name: str, algo: str = "ppo") -> TrainConfig:
     return table[name]()
 
 
-__all__ = ["A2C_PRESETS", "PRESETS", "TrainConfig", "get_preset", "presets"]
+def refine(cfg: TrainConfig) -> tuple[TrainConfig, str] | None:
+    """A preset that depends on the data (``fx`` with ``--data``): the preset to parse with instead, and a line
+    saying so; None when the parsed config stands."""
+    return preset_for_data(cfg)
+
+
+__all__ = ["A2C_PRESETS", "PRESETS", "TrainConfig", "get_preset", "presets", "refine"]

@@ -230,7 +230,7 @@ def bench_policy(args: BenchArgs) -> dict[str, Any]:
     """Training SPS of the fx preset's multi-branch transformer vs the MLP policy, same run."""
     from hooks.config import HooksConfig
 
-    fx = get_preset("fx-ou")
+    fx = get_preset("fx")
     base = dataclasses.replace(
         fx, total_steps=max(args.steps // 4, 2048), threads=args.threads,
         fx=dataclasses.replace(fx.fx, report_split="none"),
@@ -243,7 +243,7 @@ def bench_policy(args: BenchArgs) -> dict[str, Any]:
                                                                     precision="bf16-mixed"), [], builtin=False),
     }
     res = _median_ratios(contenders, args.rounds, base="mlp")
-    res["setup"] = {"preset": "fx-ou", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
+    res["setup"] = {"preset": "fx", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
                     "steps": base.total_steps, "model": dataclasses.asdict(base.model)}
     return res
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine import registry
 from engine.config import class_path, config_to_dict
 from engine.state import to_cpu
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 CKPT_SUFFIX = ".ckpt"
 CHECKPOINT_FORMAT = 2
-"""1: the first format; 2: adds ``config_class`` (the config tree's class, so a checkpoint alone rebuilds its config)."""
+"""1: the first format; 2: adds ``config_class`` (the config tree's class, so a checkpoint alone rebuilds its
+config) and ``env_spec`` (what the env family needs to rebuild the policy's inputs without the training data)."""
 
 
 class CheckpointError(RuntimeError):
@@ -179,6 +181,7 @@ class Checkpoints:
             "recent_lengths": list(run.recent_lengths),
             "config": config_to_dict(run.cfg),
             "config_class": class_path(run.cfg),
+            "env_spec": to_cpu(family.spec(run.envs)) if (family := registry.env_family(run.cfg.env)) else None,
             "meta": self.meta(),
             "world_size": run.world_size,
         }

@@ -11,6 +11,7 @@ package, and no core module imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import tyro
 
-from configs import TrainConfig, presets
+from configs import TrainConfig, presets, refine
 from engine import registry
 from engine.checkpoint import CheckpointError
 from engine.launch import launch
@@ -28,14 +29,32 @@ from hooks.loggers import make_loggers
 
 def parse_args(argv: Sequence[str] | None = None, algo: str = "ppo", prog: str | None = None,
                description: str | None = None) -> TrainConfig:
-    """Parse a command line into a :class:`configs.TrainConfig` (``algo`` picks the preset table)."""
+    """Parse a command line into a :class:`configs.TrainConfig` (``algo`` picks the preset table).
+
+    A preset that depends on the data (``fx`` with ``--data``) is replaced by the one that fits the
+    file, and the same command line is parsed again over it (so every flag still overrides)."""
     table = presets(algo)
+    args = list(sys.argv[1:] if argv is None else argv)
     defaults = {name: make() for name, make in table.items()}
+    cfg = _parse(defaults, table, args, prog, description, algo)
+    picked = refine(cfg)
+    if picked is not None:
+        new, line = picked
+        print(line, file=sys.stderr)
+        if algo != "ppo":
+            new = dataclasses.replace(new, algo=cfg.algo)
+        defaults[cfg.preset] = new
+        cfg = _parse(defaults, table, args, prog, description, algo)
+    return cfg
+
+
+def _parse(defaults: dict[str, TrainConfig], table: dict[str, Any], args: list[str], prog: str | None,
+           description: str | None, algo: str) -> TrainConfig:
     descriptions = {name: (make.__doc__ or name).strip().split("\n\n")[0].replace("\n", " ")
                     for name, make in table.items()}
     choice = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    return tyro.cli(choice, args=list(sys.argv[1:] if argv is None else argv), default=next(iter(defaults.values())),
-                    prog=prog, description=description, config=(tyro.conf.CascadeSubcommandArgs,))
+    return tyro.cli(choice, args=args, default=next(iter(defaults.values())), prog=prog, description=description,
+                    config=(tyro.conf.CascadeSubcommandArgs,))
 
 
 def build_hooks(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> list[Any]:
@@ -54,8 +73,8 @@ def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None, algo: str = "ppo", description: str | None = None) -> dict[str, Any]:
     """Parse, train, and turn bad input into one line on stderr (exit code 2)."""
-    cfg = parse_args(argv, algo=algo, prog=f"python -m engine.{algo}", description=description)
     try:
+        cfg = parse_args(argv, algo=algo, prog=f"python -m engine.{algo}", description=description)
         return train(cfg)
     except (ValueError, OSError, CheckpointError) as exc:  # bad input: one clear line, no traceback
         print(f"error: {exc}", file=sys.stderr)

@@ -439,15 +439,22 @@ def load_config(ckpt: dict[str, Any], path: str | os.PathLike) -> Any:
     return config_from_dict(import_class(ckpt["config_class"]), ckpt["config"])
 
 
-def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, Callable[[Any], torch.Tensor]]:
+def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu",
+                env: Any = None) -> tuple[Any, Callable[[Any], torch.Tensor]]:
     """(cfg, policy_fn) from a checkpoint; ``policy_fn(obs)`` returns deterministic actions.
 
-    The algorithm/policy/env registries must hold the checkpoint's names (importing
-    ``configs`` registers the built-in ones)."""
+    ``env``: an env (torch vector protocol) the policy will act in, giving the spaces; by
+    default the checkpoint's training env is rebuilt (which needs its data). The
+    algorithm/policy/env registries must hold the checkpoint's names (importing ``configs``
+    registers the built-in ones)."""
     ckpt = read_checkpoint(path)
     cfg = load_config(ckpt, path)
-    env = make_train_env(cfg, 1, cfg.seed, torch.device(device))
+    if env is None:
+        env = make_train_env(cfg, 1, cfg.seed, torch.device(device))
     obs_space, act_space = env.single_observation_space, env.single_action_space
+    if ckpt.get("meta", {}).get("observation_space") not in (None, repr(obs_space)):
+        raise CheckpointError(f"checkpoint {path} was trained on observations {ckpt['meta']['observation_space']}, "
+                              f"but this env gives {obs_space!r}")
     example, _ = env.reset(seed=cfg.seed)
     policy = build_policy(cfg, obs_space, act_space).to(device)
     try:

@@ -63,6 +63,10 @@ class EnvFamily(Protocol):
     def end_hooks(self, cfg: Any) -> list[Any]:
         """Hooks added to a run of this family (e.g. an end-of-run report)."""
 
+    def spec(self, envs: Any) -> dict[str, Any] | None:
+        """What a checkpoint must carry so that the family can rebuild the policy's inputs without the
+        training data (e.g. a fitted feature normalisation): tensors, numbers and strings only."""
+
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {}
 POLICIES: dict[str, PolicyEntry] = {}

@@ -197,54 +197,60 @@ def test_report_json_is_strict_for_infinite_metrics(tmp_path: Path) -> None:
     assert result["periods_per_year"] == 1000
 
 
-@dataclasses.dataclass
-class FakeFx:
-    data: str | None = None
+def _fake_checkpoint(path: Path, **changes) -> Path:
+    """A checkpoint file with a real config (price observations: no normalisation needed) and no weights."""
+    import configs
+    from engine.config import class_path, config_to_dict
+    from envs.fx.config import FxEnvConfig
+
+    cfg = dataclasses.replace(configs.TrainConfig(fx=FxEnvConfig(obs_mode="price")), **changes)
+    torch.save({"global_step": 0, "config": config_to_dict(cfg), "config_class": class_path(cfg)}, path)
+    return path
 
 
 def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``main`` up to the lead's boundary: load_policy + make_fx_eval_env faked, --data overrides cfg.fx.data."""
+    """``backtest_checkpoint`` up to the policy: load_policy + make_fx_eval_env faked, --data overrides the data."""
     import tyro
 
-    ckpt = tmp_path / "last.ckpt"
-    ckpt.write_bytes(b"x")
+    from engine import loop
+    from envs.fx import market
+
+    ckpt = _fake_checkpoint(tmp_path / "last.ckpt")
     data = tmp_path / "bars.csv"
     data.write_text("time,close\n")
     made: list[tuple] = []
     closes = np.linspace(1.0, 1.05, 40)
 
-    def fake_load_policy(path, device="cpu"):
-        assert Path(path) == ckpt
-        return types.SimpleNamespace(fx=FakeFx()), lambda obs: torch.tensor([4])
+    def fake_load_policy(path, device="cpu", env=None):
+        assert Path(path) == ckpt and env is not None
+        return None, lambda obs: torch.tensor([4])
 
-    def fake_make_env(fx, split="val", seed=0, device="cpu"):
+    def fake_make_env(fx, split="val", seed=0, device="cpu", norm=None):
         made.append((fx.data, split, seed))
         return FakeFxEnv(closes)
 
-    loop_mod = sys.modules.get("engine.loop") or types.ModuleType("engine.loop")
-    monkeypatch.setitem(sys.modules, "engine.loop", loop_mod)
-    monkeypatch.setattr(loop_mod, "load_policy", fake_load_policy, raising=False)
-    from envs.fx import market
-
-    monkeypatch.setattr(market, "make_fx_eval_env", fake_make_env, raising=False)
+    monkeypatch.setattr(loop, "load_policy", fake_load_policy)
+    monkeypatch.setattr(market, "make_fx_eval_env", fake_make_env)
     args = tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--data", str(data), "--split", "val"])
     assert args.out_dir is None and args.momentum_lookback == 20
     result = backtest.backtest_checkpoint(args)
-    assert made == [(str(data), "val", 0)] * 5  # policy + four baselines, all on the overridden data
+    assert made == [(str(data), "val", 0)] * 6  # the policy's spaces, the policy, four baselines: all on the new data
     assert result["split"] == "val"
     assert result["metrics"]["total_return"] == pytest.approx(0.05)  # always long (level 4) on a 5 % rise
     assert (tmp_path / "backtest-val" / "report.json").is_file()
+    made.clear()
+    backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt, data=str(data)))
+    assert {m[1] for m in made} == {"all"}  # on new data the whole file is tested by default
     with pytest.raises(FileNotFoundError, match="--ckpt"):
         backtest.backtest_checkpoint(BacktestArgs(ckpt=tmp_path / "missing.ckpt"))
     with pytest.raises(FileNotFoundError, match="--data"):
         backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt, data=str(tmp_path / "nope.csv")))
     with pytest.raises(SystemExit):
-        tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--split", "train"])
+        tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--split", "bogus"])
     assert math.isfinite(result["metrics"]["sharpe"])
-    monkeypatch.setattr(loop_mod, "load_policy", lambda path, device="cpu": (
-        types.SimpleNamespace(env="CartPole-v1", fx=FakeFx()), None), raising=False)
+    cartpole = _fake_checkpoint(tmp_path / "cp.ckpt", env="CartPole-v1")
     with pytest.raises(ValueError, match="CartPole-v1"):
-        backtest.backtest_checkpoint(BacktestArgs(ckpt=ckpt))
+        backtest.backtest_checkpoint(BacktestArgs(ckpt=cartpole))
 
 
 def test_format_summary_shows_infinite_as_inf() -> None:
@@ -259,8 +265,9 @@ def test_real_fx_eval_env_baselines_and_transformer() -> None:
     envs = pytest.importorskip("envs.fx")
     from envs.fx.config import FxEnvConfig
 
-    cfg = FxEnvConfig(synthetic_n_bars=4000, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16, window_medium=4, window_low=4, agg_medium=5,
-                      agg_low=15, bar_seconds=300)
+    cfg = FxEnvConfig(synthetic_n_bars=4000, episode_bars=100, train_frac=0.5, val_frac=0.1, test_frac=0.4,
+                      window_high=16, window_medium=4, window_low=4, agg_medium=5, agg_low=15, bar_seconds=300,
+                      max_leverage=100.0, initial_margin=0.01, maintenance_margin=0.005)  # no cap on the baselines' levels
     make = lambda: envs.make_fx_eval_env(cfg, split="test")  # noqa: E731
     flat = run_baseline("flat", make(), lookback=5)
     assert np.all(flat.position == 0) and np.all(flat.equity == cfg.initial_equity) and flat.costs.sum() == 0
@@ -295,7 +302,7 @@ def test_cli_end_to_end_on_a_real_checkpoint(tmp_path: Path) -> None:
     from engine.config import class_path, config_to_dict
     from envs.fx.config import FxEnvConfig
 
-    fx = FxEnvConfig(synthetic_n_bars=4000, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16,
+    fx = FxEnvConfig(synthetic_n_bars=4000, episode_bars=100, train_frac=0.5, val_frac=0.1, test_frac=0.4, window_high=16,
                      window_medium=4, window_low=4, agg_medium=5, agg_low=15, bar_seconds=300)
     model = TransformerConfig(d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, portfolio_hidden=16,
                               head_hidden=16)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from envs import fx as envs
-from envs.fx.config import FxEnvConfig, first_valid_index
+from envs.fx.config import FxEnvConfig
 from envs.fx.data import Bars, bars_to_frame
-from envs.fx.features import FeatureNorm, market_features_raw
+from envs.fx.features import FeatureNorm, bar_duration_ns, market_features_raw
 from envs.fx.single import FxTradingEnv
 from envs.fx.synthetic import generate
 from envs.fx.vector import FxVectorEnv
@@ -49,28 +49,69 @@ def same(a, b) -> bool:
     return torch.equal(a, b)
 
 
-def test_first_valid_index_is_tight(bars):
+def with_spreads(bars: Bars, seed: int = 0) -> Bars:
+    """``bars`` as if loaded from bid/ask columns: a random spread of 0.3-3 pips on every bar."""
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(bars, side="bidask", spread=rng.uniform(0.3e-4, 3e-4, size=(len(bars), 4)))
+
+
+PATHS = {  # cost, swap and currency paths the accounting must hold on
+    "quote account": {},
+    "base account (EUR on EURUSD)": {"account_currency": "EUR"},
+    "third currency at a fixed rate": {"pair": "EURGBP", "conversion_rate": 1.27},
+    "bid/ask spreads, impact, schedule": {"impact_pips_per_million": 3.0, "swap_data": "SCHEDULE"},
+}
+
+
+def path_cfg(cfg: FxEnvConfig, name: str, tmp_path) -> FxEnvConfig:
+    changes = dict(PATHS[name])
+    if changes.get("swap_data") == "SCHEDULE":
+        sched = tmp_path / "swaps.csv"
+        sched.write_text("date,swap_long,swap_short\n2023-12-01,-0.0005,0.0001\n2024-01-02,0.0002,-0.0007\n")
+        changes["swap_data"] = str(sched)
+    return dataclasses.replace(cfg, **changes)
+
+
+def test_first_valid_bar_is_tight(bars):
     for cfg in (CFG, FxEnvConfig(), dataclasses.replace(CFG, ma_window=3, vol_window=5, agg_medium=7, ma_window_long=3)):
-        t0 = first_valid_index(cfg)
-        raws = market_features_raw(bars, cfg)
-        ks = {"high_freq": (1, cfg.window_high), "medium_freq": (cfg.agg_medium, cfg.window_medium),
-              "low_freq": (cfg.agg_low, cfg.window_low)}
+        t0 = FxVectorEnv(bars, cfg, num_envs=1).t_min
+        raw = market_features_raw(bars, cfg)
+        newest = {"high_freq": np.arange(len(bars)), **{k: b.newest for k, b in raw.blocks.items()}}
+        wins = {"high_freq": cfg.window_high, "medium_freq": cfg.window_medium, "low_freq": cfg.window_low}
 
         def window_finite(t: int) -> bool:
             ok = True
-            for key, (k, w) in ks.items():
-                newest = (t + 1) // k - 1
-                ok &= bool(np.isfinite(raws[key][newest - w + 1:newest + 1]).all()) and newest - w + 1 >= 0
+            for key, w in wins.items():
+                n = newest[key][t]
+                ok &= n - w + 1 >= 0 and bool(np.isfinite(raw.tables[key][n - w + 1:n + 1]).all())
             return ok
 
         assert window_finite(t0) and not window_finite(t0 - 1)
 
 
+def test_aggregates_are_clock_blocks_that_do_not_depend_on_where_the_history_starts(bars):
+    """The medium/low windows of a bar are the same whether the series starts at 0 or 500 bars later."""
+    cfg = CFG
+    full = FxVectorEnv(bars, cfg, num_envs=1)
+    late = FxVectorEnv(bars.slice(501, len(bars)), cfg, num_envs=1, norm=full.norm)
+    for t in (late.t_min + 7, late.t_min + 300, len(bars) - 502):
+        a = full.features.observe(torch.tensor([t + 501]))
+        b = late.features.observe(torch.tensor([t]))
+        for key in ("high_freq", "medium_freq", "low_freq"):
+            assert torch.equal(a[key], b[key]), (key, t)
+    bar_ns = bar_duration_ns(bars)
+    blk = market_features_raw(bars, cfg).blocks["low_freq"]
+    period = cfg.agg_low * bar_ns
+    starts = bars.time.astype("datetime64[ns]").astype(np.int64)[blk.first]
+    assert len(set((starts // period).tolist())) == len(starts)  # one block per clock period, none split
+
+
 def test_no_lookahead_for_every_observation_key_and_reward_component(bars):
     norm = FeatureNorm.fit(bars, CFG)  # a fixed "training" normalisation for both runs
-    start = first_valid_index(CFG) + 100
+    start = FxVectorEnv(bars, CFG, num_envs=1, norm=norm).t_min + 100
     cut = start + 63  # mid-way through a medium and a low aggregate block
-    assert (cut + 1) % CFG.agg_medium and (cut + 1) % CFG.agg_low
+    blk = market_features_raw(bars, CFG).blocks
+    assert cut + 1 not in set(blk["medium_freq"].first) | set(blk["low_freq"].first)
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 5, size=(110, 1))
     cfg = dataclasses.replace(CFG, episode_bars=500, w_drawdown_penalty=1.0, w_holding_penalty=0.1,
@@ -94,9 +135,50 @@ def test_no_lookahead_for_every_observation_key_and_reward_component(bars):
     assert not torch.equal(after[0]["reward/pnl"], after[1]["reward/pnl"])
     for key in ("medium_freq", "low_freq"):
         first_diff = next(i for i in range(len(base)) if not torch.equal(base[i]["obs"][key], pert[i]["obs"][key]))
-        k = CFG.agg_medium if key == "medium_freq" else CFG.agg_low
+        b = blk[key]
+        holding = int(np.searchsorted(b.first, cut + 1, side="right")) - 1  # the block that holds bar cut + 1
         t_first = start + first_diff
-        assert (t_first + 1) % k == 0 and t_first > cut  # only once the block holding cut+1 has closed
+        # only once the block holding cut+1 has closed
+        assert t_first > cut and b.newest[t_first] >= holding > b.newest[t_first - 1]
+
+
+def test_no_lookahead_on_the_spread_swap_schedule_and_conversion_series(bars, tmp_path):
+    """Perturbing everything after bar ``cut`` (prices, spreads, the swap schedule's later rows, the conversion
+    series' later bars) changes nothing observed or booked up to ``cut``."""
+    from envs.fx.arrays import trading_context
+    from envs.fx.data import save_bars
+
+    cut_time = bars.time[1800]
+    conv = generate("gbm", len(bars), seed=5)  # GBPUSD-like conversion bars on the same clock
+    sched = tmp_path / "swaps.csv"
+    day_after = str(cut_time.astype("datetime64[D]") + 1)
+    cfg = dataclasses.replace(CFG, pair="EURGBP", episode_bars=900, conversion_pair="GBPUSD",
+                              conversion_data=str(tmp_path / "GBPUSD.csv"), swap_data=str(sched),
+                              impact_pips_per_million=3.0)
+
+    def trajectory(b: Bars, c: Bars, later_rate: float) -> list[dict]:
+        save_bars(c, tmp_path / "GBPUSD.csv")
+        sched.write_text(f"date,swap_long,swap_short\n2023-12-01,-0.0005,0.0001\n{day_after},{later_rate},-0.003\n")
+        env = FxVectorEnv(b, cfg, num_envs=1, norm=FeatureNorm.fit(bars, cfg), context=trading_context(cfg, c))
+        acts = np.random.default_rng(9).integers(0, 5, size=(400, 1))
+        return run(env, acts, options={"start": 1500})
+
+    base = with_spreads(bars, seed=1)
+    f = np.exp(np.random.default_rng(3).normal(0, 3e-3, len(bars) - 1801))
+    later = slice(1801, None)
+    spread = base.spread.copy()
+    spread[later] *= 3.0
+    pert = dataclasses.replace(base, open=np.r_[base.open[:1801], base.open[later] * f],
+                               high=np.r_[base.high[:1801], base.high[later] * f * 1.001],
+                               low=np.r_[base.low[:1801], base.low[later] * f * 0.999],
+                               close=np.r_[base.close[:1801], base.close[later] * f], spread=spread)
+    conv_pert = dataclasses.replace(conv, close=np.r_[conv.close[:1801], conv.close[1801:] * 1.1])
+    a = trajectory(base, conv, 0.0002)
+    b = trajectory(pert, conv_pert, 0.0300)
+    n_equal = 1800 - 1500
+    for i in range(n_equal + 1):
+        assert same(a[i], b[i]), f"step {i} depends on something after the cut"
+    assert not same(a[n_equal + 2], b[n_equal + 2])  # and the perturbation is visible after it
 
 
 def test_info_close_is_the_bar_at_info_time_and_fills_are_later(bars):
@@ -117,11 +199,14 @@ def test_info_close_is_the_bar_at_info_time_and_fills_are_later(bars):
     assert seen_close == bars.close[2000]
 
 
-def test_single_env_and_vector_env_give_identical_trajectories(bars):
+@pytest.mark.parametrize("path", list(PATHS))
+def test_single_env_and_vector_env_give_identical_trajectories(bars, path, tmp_path):
     rng = np.random.default_rng(1)
     actions = rng.integers(0, 5, size=400)
-    vec = FxVectorEnv(bars, CFG, num_envs=3, seed=7)
-    single = FxTradingEnv(bars, CFG, seed=7)
+    cfg = path_cfg(CFG, path, tmp_path)
+    b = with_spreads(bars) if "bid/ask" in path else bars
+    vec = FxVectorEnv(b, cfg, num_envs=3, seed=7)
+    single = FxTradingEnv(b, cfg, seed=7)
     vobs, _ = vec.reset(seed=7)
     sobs, _ = single.reset(seed=7)
     episodes = 0
@@ -180,10 +265,11 @@ def test_state_dict_round_trip_resumes_identically(bars):
         FxVectorEnv(bars, CFG, num_envs=3).load_state_dict(state)
 
 
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("mode", ["discrete", "continuous"])
-def test_summed_default_reward_equals_net_equity_change(bars, mode):
-    cfg = dataclasses.replace(CFG, action_mode=mode, episode_bars=1500)  # > 1 day: crosses a rollover
-    env = FxVectorEnv(bars, cfg, num_envs=4, seed=0)
+def test_summed_default_reward_equals_net_equity_change(bars, mode, path, tmp_path):
+    cfg = path_cfg(dataclasses.replace(CFG, action_mode=mode, episode_bars=1500), path, tmp_path)  # crosses rollovers
+    env = FxVectorEnv(with_spreads(bars) if "bid/ask" in path else bars, cfg, num_envs=4, seed=0)
     env.reset()
     rng = np.random.default_rng(4)
     total = torch.zeros(4, dtype=torch.float64)
@@ -240,24 +326,26 @@ def test_gym_make_and_make_vec(bars):
         gym.make(envs.ENV_ID, data=bars, spread_pip=1.0)
 
 
-def test_factories_split_with_gap_fit_norm_on_train_and_backtest_deterministically():
+def test_factories_split_with_embargo_fit_norm_on_train_and_backtest_deterministically():
     cfg = dataclasses.replace(CFG, synthetic_n_bars=6000, synthetic_seed=1)
     market = envs.load_market(cfg)
     assert market is envs.load_market(cfg)  # cached
-    gap = envs.split_gap(cfg)
-    assert gap > first_valid_index(cfg)
-    train_end = market["train"].time[-1]
-    assert (market["val"].time[0] - train_end) / np.timedelta64(1, "m") >= gap
+    (tr_lo, tr_hi), (va_lo, va_hi), (te_lo, te_hi) = (market.ranges[k] for k in ("train", "val", "test"))
+    # the windows fill once, for the whole series; splits are then separated by the embargo only
+    assert tr_lo == market.valid_from and va_lo - tr_hi == te_lo - va_hi == cfg.episode_bars == cfg.embargo
+    assert te_hi == len(market.bars) and market.valid_from < 600
     train_env = envs.make_fx_vector_env(cfg, num_envs=2, seed=0)
     val_env = envs.make_fx_eval_env(cfg, split="val")
+    assert (train_env.t_min, train_env.t_end) == (tr_lo, tr_hi) and (val_env.t_min, val_env.t_end) == (va_lo, va_hi)
     for key in ("high_freq", "low_freq"):
         assert torch.equal(val_env.norm.mean[key], train_env.norm.mean[key])
-        assert not torch.allclose(val_env.norm.mean[key], FeatureNorm.fit(market["val"], cfg).mean[key])
+        val_fit = FeatureNorm.fit(market.bars, cfg, va_lo, va_hi)
+        assert not torch.allclose(val_env.norm.mean[key], val_fit.mean[key])
 
     def backtest() -> tuple[list[float], int]:
         env = envs.make_fx_eval_env(cfg, split="val")
         obs, info = env.reset()
-        assert info["time"].item() == market["val"].time[first_valid_index(cfg)].astype(np.int64)
+        assert info["time"].item() == market.bars.time[va_lo].astype(np.int64)
         equities, n = [], 0
         while True:
             a = (obs["high_freq"][:, -1, 0] > 0).to(torch.int64) * 4  # a fixed rule on the observation
@@ -268,7 +356,19 @@ def test_factories_split_with_gap_fit_norm_on_train_and_backtest_deterministical
             equities.append(info["equity"].item())
 
     (eq1, n1), (eq2, n2) = backtest(), backtest()
-    assert eq1 == eq2 and n1 == n2 == len(market["val"]) - 1 - first_valid_index(cfg)
+    assert eq1 == eq2 and n1 == n2 == va_hi - 1 - va_lo
+
+
+def test_a_file_too_short_for_the_settings_fails_naming_what_it_needs(tmp_path):
+    from envs.fx.data import save_bars
+
+    path = tmp_path / "short.csv"
+    save_bars(generate("ou", 900, seed=1), path)
+    with pytest.raises(ValueError) as err:
+        envs.load_market(dataclasses.replace(CFG, data=str(path), episode_bars=500))
+    msg = str(err.value)
+    assert "short.csv" in msg and "900 bars" in msg and "--fx.episode-bars" in msg and "--fx.embargo-bars" in msg
+    assert "need at least" in msg and len(msg.splitlines()) == 1
 
 
 def test_reset_start_by_timestamp_and_bad_start_errors(bars):

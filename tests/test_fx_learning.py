@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.fx import fx_ou, fx_randomwalk
+from configs.fx import fx_m15 as fx_ou, fx_randomwalk
 from engine.ppo import train
 from hooks.config import HooksConfig
 
@@ -32,7 +32,7 @@ def test_presets_are_the_transformer_on_seeded_synthetic_markets_with_costs() ->
         cfg = make()
         assert cfg.env == "fx" and cfg.policy == "transformer" and cfg.algo == "ppo"
         assert cfg.fx.data is None and cfg.fx.synthetic_kind == kind
-        assert cfg.fx.spread_pips == 1.0 and cfg.fx.commission_per_million == 20.0
+        assert cfg.fx.spread_pips == 0.8 and cfg.fx.commission_per_million == 20.0 and cfg.fx.slippage_pips > 0
         assert cfg.fx.report_split == "test" and cfg.hooks.eval_every > 0
         assert 0.0 in cfg.fx.position_levels  # so the "flat" baseline really is flat
         cfg.fx.validate()

@@ -75,7 +75,7 @@ def test_cli_parses_tune_flags_space_and_trainer_flags_together(tmp_path: Path) 
     assert args.train.seed == 7 and args.train.ppo.update_epochs == 4 and args.train.out_dir == str(tmp_path)
     assert args.train.preset == "cartpole" and args.train.total_steps == tune.DEFAULT_TOTAL_STEPS
     assert args.space.learning_rate.high == 0.01 and "ent_coef" not in dict(args.space.items())
-    fx = tune.parse_cli(["fx-ou", "--total-steps", "5000", "--out-dir", str(tmp_path)])  # the preset comes first
+    fx = tune.parse_cli(["fx", "--total-steps", "5000", "--out-dir", str(tmp_path)])  # the preset comes first
     assert fx.train.env == "fx" and fx.train.total_steps == 5000
     assert tune.default_metric(fx.train) == "val/sharpe" and tune.default_metric(args.train) == "episode/return_mean"
     with pytest.raises(SystemExit):  # a misspelled trainer flag fails while parsing, before any study exists

@@ -7,10 +7,10 @@ metrics, plots, reports) lives in :mod:`envs.fx.research`, which imports the eng
 
 from envs.fx.config import FxEnvConfig
 from envs.fx.data import Bars, load_bars
-from envs.fx.market import (ENV_ID, fit_norm, load_market, make_fx_eval_env, make_fx_vector_env, make_single_env,
-                            make_vector_env, register, split_gap, split_market)
+from envs.fx.market import (ENV_ID, WHOLE, Market, fit_norm, load_market, make_fx_eval_env, make_fx_vector_env,
+                            make_single_env, make_vector_env, register)
 
 register()
 
-__all__ = ["ENV_ID", "Bars", "FxEnvConfig", "fit_norm", "load_bars", "load_market", "make_fx_eval_env",
-           "make_fx_vector_env", "make_single_env", "make_vector_env", "split_gap", "split_market"]
+__all__ = ["ENV_ID", "WHOLE", "Bars", "FxEnvConfig", "Market", "fit_norm", "load_bars", "load_market",
+           "make_fx_eval_env", "make_fx_vector_env", "make_single_env", "make_vector_env"]

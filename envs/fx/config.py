@@ -1,21 +1,25 @@
 """``FxEnvConfig``: every knob of the FX trading env in one dataclass.
 
 tyro turns each field into a CLI flag (``--fx.spread-pips 0.8``); the docstring under each
-field is its help text. Prices are quote-currency prices and the account currency is the
-quote currency (USD for EURUSD), so every money amount below is in quote currency.
-Defaults give a 1-minute synthetic market with a ~1 pip spread that a PPO agent can learn
-on in minutes on two CPU cores.
+field is its help text. Prices are quote-currency prices of the pair (USD for EURUSD, JPY
+for USDJPY); money amounts of the account (equity, costs, commission, margin) are in the
+account currency (``--fx.account-currency``, USD by default), converted at the bar's rate.
+Defaults describe a 1-minute synthetic EURUSD-like market; the presets in ``configs/fx.py``
+set what fits 15-minute and hourly bars.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Annotated, Literal
 
 import tyro
 
 ACTION_MODES = ("discrete", "continuous")
 OBS_MODES = ("full", "price")
+PRICE_SIDES = ("auto", "mid", "bid", "ask")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REWARD_COMPONENTS = ("pnl", "transaction_cost", "swap", "drawdown_penalty", "holding_penalty",
                      "differential_sharpe")
 
@@ -27,6 +31,14 @@ class FxEnvConfig:
     # --- market data -------------------------------------------------------------------------
     data: Annotated[str | None, tyro.conf.arg(aliases=("--data",))] = None
     """CSV/Parquet file of OHLCV bars to train on (``--data FILE`` for short); None generates a synthetic market."""
+    pair: str | None = None
+    """The currency pair of the bars, e.g. EURUSD or USDJPY (None: from the data file's name, else EURUSD)."""
+    timezone: str = "UTC"
+    """Time zone of naive timestamps in the file (MT4/MT5 exports are often ``EET``); aware ones are converted."""
+    price_side: Literal["auto", "mid", "bid", "ask"] = "auto"
+    """Which prices a file without bid/ask columns holds. auto: ``bid_*``/``ask_*`` columns are used as
+    such; otherwise a file named ``..._BID...``/``..._ASK...`` holds that side, any other mid prices.
+    One-sided prices become mid prices by half of ``--fx.spread-pips``."""
     synthetic_kind: str = "ou"
     """Synthetic market generator when ``data`` is None: gbm, ou, regime or randomwalk."""
     synthetic_n_bars: int = 60_000
@@ -35,16 +47,29 @@ class FxEnvConfig:
     """Seed of the synthetic market (independent of the agent/env seed)."""
     bar_seconds: int = 60
     """Bar length in seconds of the synthetic market."""
+    synthetic_annual_vol: float = 0.08
+    """Annualised volatility of the synthetic market's log returns."""
+    synthetic_half_life: float = 60.0
+    """Mean-reversion half-life in bars (ou, and the mean-revert regime of ``regime``)."""
+    synthetic_level_drift: float = 0.0
+    """ou: annualised volatility of the slow random walk of the equilibrium level (0 = a fixed level)."""
+    synthetic_switch_prob: float = 0.002
+    """regime: probability per bar of switching regime."""
+    synthetic_weekend_gap_hours: float = 0.0
+    """Volatility of the weekend gap (Friday close to Sunday open), in hours of trading volatility (0 = no gap)."""
     train_frac: float = 0.7
-    """Fraction of bars in the training split."""
+    """Fraction of the usable bars (after the observation windows are filled) in the training split."""
     val_frac: float = 0.15
-    """Fraction of bars in the validation split."""
+    """Fraction of the usable bars in the validation split."""
     test_frac: float = 0.15
-    """Fraction of bars in the test split."""
+    """Fraction of the usable bars in the test split."""
+    embargo_bars: int | None = None
+    """Bars left out between splits so that no reward horizon spans two of them (None: ``episode_bars``).
+    A split's observation windows still look back across the embargo: history is observable."""
 
     mirror_augment: bool = False
     """Training episodes run on the real or the mirrored price series (log price reflected around
-    the split's first open, so every rise is a fall, and the long and short swap rates trade
+    the series' first open, so every rise is a fall, and the long and short swap rates trade
     places as for the inverted pair), chosen at random per episode; feature normalisation is
     fitted on both. A policy then cannot profit from the training split's net
     drift, only from patterns that pay in both directions. Validation, test and backtests
@@ -65,15 +90,17 @@ class FxEnvConfig:
     window_low: int = 16
     """W3: aggregated bars in the ``low_freq`` window."""
     agg_medium: int = 15
-    """Base bars per ``medium_freq`` aggregate (only fully closed aggregates are observed)."""
+    """Bar lengths per ``medium_freq`` aggregate (clock-aligned blocks; only closed blocks are observed)."""
     agg_low: int = 60
-    """Base bars per ``low_freq`` aggregate (only fully closed aggregates are observed)."""
+    """Bar lengths per ``low_freq`` aggregate (clock-aligned blocks; only closed blocks are observed)."""
     vol_window: int = 16
-    """Base bars in the rolling realised-volatility feature (and the slippage volatility)."""
+    """Base bars in the rolling realised-volatility feature."""
     ma_window: int = 60
     """Base bars in the moving average of ``high_freq``'s ``ma_gap`` feature (log close minus mean log close)."""
     ma_window_long: int = 600
     """Base bars in the moving average of the ``ma_gap`` feature of the medium/low aggregates."""
+    volume_feature: bool = False
+    """Add the tick volume as a feature (log volume minus its recent mean)."""
     obs_clip: float = 10.0
     """Observation features are clipped to [-obs_clip, obs_clip] (the Box bounds)."""
 
@@ -86,34 +113,59 @@ class FxEnvConfig:
     """Target positions of the discrete actions, as fractions of ``max_position``."""
     max_position: float = 100_000.0
     """Largest position in base-currency units (100k = one standard lot)."""
+    lot_size: float = 1_000.0
+    """Orders trade whole multiples of this many base units (1,000 = a micro lot; 0 = any size)."""
 
-    # --- account and execution -----------------------------------------------------------------
+    # --- account -------------------------------------------------------------------------------
+    account_currency: str = "USD"
+    """Currency of the account: equity, P&L, costs, swap and margin are converted into it."""
+    conversion_rate: float | None = None
+    """Fixed quote -> account currency rate, when the account currency is neither leg of the pair."""
+    conversion_data: str | None = None
+    """Bar file of ``--fx.conversion-pair`` to convert quote into account currency at each bar (as-of its closes)."""
+    conversion_pair: str | None = None
+    """The pair of ``--fx.conversion-data`` (quote/account or account/quote, e.g. USDJPY for a JPY quote and a USD account)."""
     initial_equity: float = 10_000.0
-    """Starting cash of every episode, in account (quote) currency."""
+    """Starting equity of every episode, in account currency."""
     max_leverage: float = 30.0
-    """Orders are cut so that |position| x price <= max_leverage x equity at the fill."""
-    pip_size: float = 1e-4
-    """Price of one pip (1e-4 for EURUSD, 1e-2 for USDJPY)."""
-    spread_pips: float = 1.0
-    """Bid/ask spread in pips; half of it is paid on each fill (bars are mid prices)."""
-    commission_per_million: float = 20.0
-    """Commission in account currency per one million of traded notional (units x price)."""
-    slippage_bps_per_million: float = 0.5
-    """Slippage, in basis points of price per million units traded (grows with order size)."""
-    slippage_vol_mult: float = 1.0
-    """Extra slippage = this x recent per-bar volatility x (units / 1e6), as a price fraction."""
-    latency_bars: int = 1
-    """An action decided on bar t's close fills at the open of bar t + latency_bars (>= 1)."""
+    """Orders are cut so that |position| x price <= max_leverage x equity at the fill (in account currency)."""
     initial_margin: float = 0.05
     """Initial margin rate: orders are also cut so that |position| x price <= equity / initial_margin."""
     maintenance_margin: float = 0.025
-    """Forced liquidation (episode terminates) when equity < maintenance_margin x |position| x close."""
-    swap_long: float = -0.00004
-    """Swap credited per unit of a LONG position held across the rollover (negative = charge)."""
-    swap_short: float = 0.00001
-    """Swap credited per unit of a SHORT position held across the rollover (negative = charge)."""
-    rollover_hour_utc: float = 22.0
-    """Daily rollover time (UTC hour); every crossing while a position is held accrues swap."""
+    """Stop-out (the episode terminates) when equity falls below this x |position| x price, checked at the
+    bar's open, at its adverse extreme (the low for a long, the high for a short) and at its close."""
+
+    # --- costs ---------------------------------------------------------------------------------
+    pip_size: float | None = None
+    """Price of one pip (None: 0.01 for JPY-quoted pairs, else 0.0001)."""
+    spread_pips: float = 0.8
+    """Bid/ask spread in pips when the file has no bid/ask columns (those give the spread of every bar);
+    half of it is paid on each fill."""
+    commission_per_million: float = 20.0
+    """Commission in account currency per one million of traded notional (units x price, converted), each side."""
+    slippage_pips: float = 0.05
+    """Slippage per unit traded, in pips, each side: the cost is linear in the order size and does not
+    depend on the bar length."""
+    impact_pips_per_million: float = 0.0
+    """Optional market impact: extra pips per unit for every million units of the order (cost grows with size^2)."""
+    latency_bars: int = 1
+    """An action decided on bar t's close fills at the open of bar t + latency_bars (>= 1)."""
+
+    # --- financing -----------------------------------------------------------------------------
+    swap_long: float | None = None
+    """Swap per unit of a LONG position per night, in quote currency (negative = charge; None: the pair's
+    indicative default, see envs/fx/instruments.py)."""
+    swap_short: float | None = None
+    """Swap per unit of a SHORT position per night, in quote currency (negative = charge; None: the pair's default)."""
+    swap_data: str | None = None
+    """CSV schedule of swap rates (columns date, swap_long, swap_short; each row applies from its date on),
+    instead of constant rates."""
+    rollover_time: str = "17:00"
+    """Local time of the daily rollover (``HH:MM`` in ``--fx.rollover-timezone``)."""
+    rollover_timezone: str = "America/New_York"
+    """Time zone of the rollover (New York: 21:00 UTC in summer, 22:00 in winter)."""
+    triple_swap_day: Literal["mon", "tue", "wed", "thu", "fri"] = "wed"
+    """Weekday whose rollover books three nights (the weekend's value dates); no rollover on Saturday or Sunday."""
 
     # --- reward ----------------------------------------------------------------------------------
     w_pnl: float = 1.0
@@ -139,62 +191,99 @@ class FxEnvConfig:
         def bad(name: str, why: str) -> None:
             raise ValueError(f"--fx.{name.replace('_', '-')}: {why} (got {getattr(self, name)!r})")
 
+        for f in fields(self):  # NaN and inf pass every comparison below: reject them first
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                bad(f.name, "must be a finite number")
         if self.synthetic_kind not in ("gbm", "ou", "regime", "randomwalk"):
             bad("synthetic_kind", "must be gbm, ou, regime or randomwalk")
         if self.action_mode not in ACTION_MODES:
             bad("action_mode", f"must be one of {ACTION_MODES}")
         if self.obs_mode not in OBS_MODES:
             bad("obs_mode", f"must be one of {OBS_MODES}")
+        if self.price_side not in PRICE_SIDES:
+            bad("price_side", f"must be one of {PRICE_SIDES}")
+        if self.report_split not in ("test", "val", "none"):
+            bad("report_split", "must be test, val or none")
         for name in ("window_high", "window_medium", "window_low", "agg_medium", "agg_low",
                      "episode_bars", "latency_bars", "synthetic_n_bars", "bar_seconds"):
             if int(getattr(self, name)) < 1:
                 bad(name, "must be >= 1")
+        if self.latency_bars > self.episode_bars:
+            bad("latency_bars", f"must not exceed --fx.episode-bars ({self.episode_bars})")
         if self.vol_window < 2:
             bad("vol_window", "must be >= 2")
-        if self.ma_window < 1:
-            bad("ma_window", "must be >= 1")
-        if self.ma_window_long < 1:
-            bad("ma_window_long", "must be >= 1")
+        for name in ("ma_window", "ma_window_long"):
+            if getattr(self, name) < 1:
+                bad(name, "must be >= 1")
+        if self.embargo_bars is not None and self.embargo_bars < 0:
+            bad("embargo_bars", "must be >= 0")
         for name in ("train_frac", "val_frac", "test_frac"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(name, "must be in [0, 1]")
         if abs(self.train_frac + self.val_frac + self.test_frac - 1.0) > 1e-9:
             bad("train_frac", "train_frac + val_frac + test_frac must equal 1")
-        if not self.position_levels or any(abs(x) > 1.0 for x in self.position_levels):
+        if self.train_frac <= 0:
+            bad("train_frac", "must be > 0 (training needs a training split)")
+        if not self.position_levels or any(not math.isfinite(x) or abs(x) > 1.0 for x in self.position_levels):
             bad("position_levels", "must be a non-empty list of fractions in [-1, 1]")
-        for name in ("max_position", "initial_equity", "max_leverage", "pip_size", "obs_clip",
-                     "initial_margin", "reward_scale"):
+        for name in ("max_position", "initial_equity", "max_leverage", "obs_clip", "initial_margin", "reward_scale",
+                     "synthetic_half_life"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
-        for name in ("spread_pips", "commission_per_million", "slippage_bps_per_million",
-                     "slippage_vol_mult", "maintenance_margin", "dsr_eta"):
+        if self.pip_size is not None and not self.pip_size > 0:
+            bad("pip_size", "must be > 0")
+        if self.conversion_rate is not None and not self.conversion_rate > 0:
+            bad("conversion_rate", "must be > 0")
+        for name in ("spread_pips", "commission_per_million", "slippage_pips", "impact_pips_per_million",
+                     "maintenance_margin", "dsr_eta", "lot_size", "synthetic_annual_vol", "synthetic_level_drift",
+                     "synthetic_weekend_gap_hours"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
+        if not 0.0 <= self.synthetic_switch_prob <= 1.0:
+            bad("synthetic_switch_prob", "must be in [0, 1]")
+        if self.lot_size > self.max_position:
+            bad("lot_size", f"must not exceed --fx.max-position ({self.max_position})")
         if self.maintenance_margin > self.initial_margin:
             bad("maintenance_margin", "must not exceed --fx.initial-margin")
-        if not 0.0 <= self.rollover_hour_utc < 24.0:
-            bad("rollover_hour_utc", "must be in [0, 24)")
+        if self.dsr_eta > 1.0:
+            bad("dsr_eta", "must be in [0, 1]")
+        for name in ("pair", "account_currency", "conversion_pair"):
+            value = getattr(self, name)
+            width = 3 if name == "account_currency" else 6
+            if value is not None and (len(value) != width or not value.isalpha()):
+                bad(name, f"must be {width} letters, e.g. {'USD' if width == 3 else 'EURUSD'}")
+        if (self.conversion_data is None) != (self.conversion_pair is None):
+            bad("conversion_pair", "--fx.conversion-data and --fx.conversion-pair go together")
+        hh, _, mm = self.rollover_time.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            bad("rollover_time", "must be HH:MM")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.rollover_timezone)
+            ZoneInfo(self.timezone)
+        except Exception:  # noqa: BLE001  (zoneinfo raises several types)
+            bad("timezone", f"--fx.timezone {self.timezone!r} and --fx.rollover-timezone {self.rollover_timezone!r} "
+                            "must be IANA time zones (e.g. UTC, EET, America/New_York)")
         return self
 
     def reward_weights(self) -> dict[str, float]:
         return {name: float(getattr(self, f"w_{name}")) for name in REWARD_COMPONENTS}
 
-    def lookback_bars(self) -> int:
-        """Base bars before the first observable bar (the longest lookback of any window)."""
-        return first_valid_index(self)
+    @property
+    def embargo(self) -> int:
+        """Bars between splits (``embargo_bars``, or ``episode_bars`` when unset)."""
+        return self.episode_bars if self.embargo_bars is None else int(self.embargo_bars)
 
 
-def first_valid_index(cfg: FxEnvConfig) -> int:
-    """Smallest bar index t at which every window is filled with defined features.
-
-    The oldest base bar in the window needs ``vol_window`` earlier returns and ``ma_window``
-    closes; the oldest aggregate j0 needs a previous aggregate (j0 >= 1) and its last bar
-    (j0 + 1) * k - 1 needs ``ma_window_long`` closes. The newest closed aggregate at bar t is
-    (t + 1) // k - 1, so the oldest is (t + 1) // k - W."""
+def lookback_estimate(cfg: FxEnvConfig) -> int:
+    """About how many bars fill every observation window (the exact first valid bar depends on the data:
+    clock-aligned aggregates skip the empty weekend blocks). Used to say how much data settings need."""
     t_high = max(cfg.vol_window, cfg.ma_window - 1) + cfg.window_high - 1
 
     def t_agg(k: int, w: int) -> int:
         j0 = max(1, -(-cfg.ma_window_long // k) - 1)
-        return (j0 + w) * k - 1
+        return (j0 + w + 1) * k - 1
 
     return max(t_high, t_agg(cfg.agg_medium, cfg.window_medium), t_agg(cfg.agg_low, cfg.window_low))

@@ -21,7 +21,11 @@ import pandas as pd
 class Bars:
     """OHLCV bars in time order. ``time`` is ``datetime64[ns]`` (bar open time, UTC);
     prices are float64 quote-currency prices; ``volume`` may be all zeros.
-    ``source`` names where the bars came from (a file path or a generator spec)."""
+    ``source`` names where the bars came from (a file path or a generator spec).
+
+    ``side`` says what the prices are: ``mid``, ``bid`` or ``ask`` (a one-sided file), or
+    ``bidask``: mid prices of a file with bid and ask columns, whose spread at the open, high,
+    low and close of every bar is in ``spread`` ([T, 4], price units)."""
 
     time: np.ndarray
     open: np.ndarray
@@ -30,6 +34,8 @@ class Bars:
     close: np.ndarray
     volume: np.ndarray
     source: str = "<memory>"
+    side: str = "mid"
+    spread: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.close.shape[0])
@@ -37,16 +43,24 @@ class Bars:
     def slice(self, start: int, stop: int) -> "Bars":
         s = slice(start, stop)
         return Bars(self.time[s], self.open[s], self.high[s], self.low[s], self.close[s], self.volume[s],
-                    f"{self.source}[{start}:{stop}]")
+                    f"{self.source}[{start}:{stop}]", self.side, None if self.spread is None else self.spread[s])
+
+    def with_prices(self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                    side: str, source: str | None = None) -> "Bars":
+        return Bars(self.time, open_, high, low, close, self.volume, source or self.source, side, self.spread)
 
     def mirrored(self) -> "Bars":
         """The same bars with the log price reflected around the first open (p -> p0^2 / p):
         every rise becomes an equal fall in log terms, so a net drift flips sign while
         volatility, ranges and the price level stay the same (like quoting USDEUR scaled back
-        to EURUSD's level). High and low swap roles."""
+        to EURUSD's level). High and low swap roles (and so do their spreads)."""
         c2 = float(self.open[0]) ** 2
+        spread = None
+        if self.spread is not None:  # a spread s at price p becomes about s * c2 / p^2 at c2 / p
+            prices = np.stack([self.open, self.low, self.high, self.close], axis=1)
+            spread = self.spread[:, [0, 2, 1, 3]] * c2 / prices ** 2
         return Bars(self.time, c2 / self.open, c2 / self.low, c2 / self.high, c2 / self.close, self.volume,
-                    f"mirror({self.source})")
+                    f"mirror({self.source})", self.side, spread)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,12 +75,16 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _TIME_ALIASES = ("time", "timestamp", "datetime", "date_time", "gmt_time", "utc_time", "time_utc",
                  "timestamp_utc", "local_time", "dt", "ts", "date")
 _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "open": ("open", "o", "open_price", "bid_open"),
-    "high": ("high", "h", "high_price", "bid_high"),
-    "low": ("low", "l", "low_price", "bid_low"),
-    "close": ("close", "c", "close_price", "bid_close", "last"),
-    "volume": ("volume", "tickvol", "tick_volume", "tickvolume", "vol", "real_volume", "v"),
+    "open": ("open", "o", "open_price"),
+    "high": ("high", "h", "high_price"),
+    "low": ("low", "l", "low_price"),
+    "close": ("close", "c", "close_price", "last"),
+    "volume": ("volume", "tickvol", "tick_volume", "tickvolume", "vol", "real_volume", "v", "ticks"),
 }
+for _side in ("bid", "ask"):
+    for _col in PRICE_COLUMNS:
+        _COLUMN_ALIASES[f"{_side}_{_col}"] = (f"{_side}_{_col}", f"{_side}{_col}", f"{_col}_{_side}")
+BID_ASK = tuple(f"{side}_{c}" for side in ("bid", "ask") for c in PRICE_COLUMNS)
 
 _TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$|^\d{4}$|^\d{6}$")
 _DATE_FORMATS = ("%Y%m%d", "%Y.%m.%d", "%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d")
@@ -101,10 +119,11 @@ class DataError(ValueError):
 
 
 class _Where:
-    """Maps a 0-based position among the data rows to the row/line numbers shown in errors."""
+    """Maps a 0-based position among the data rows to the row/line numbers shown in errors (and
+    carries the time zone of naive timestamps)."""
 
-    def __init__(self, name: str, lines: np.ndarray | None = None) -> None:
-        self.name, self.lines = name, lines
+    def __init__(self, name: str, lines: np.ndarray | None = None, timezone: str = "UTC") -> None:
+        self.name, self.lines, self.timezone = name, lines, timezone
 
     def error(self, message: str, pos: int | None = None, column: str | None = None) -> DataError:
         if pos is None:
@@ -113,7 +132,7 @@ class _Where:
         return DataError(self.name, message, row=pos + 1, column=column, line=line)
 
 
-def load_bars(source: str | os.PathLike | pd.DataFrame) -> Bars:
+def load_bars(source: str | os.PathLike | pd.DataFrame, timezone: str = "UTC") -> Bars:
     """Load and validate OHLC(V) bars from a CSV/TXT/Parquet file or a DataFrame.
 
     Layouts recognised by sniffing the first non-blank line: a header with a time column
@@ -121,8 +140,11 @@ def load_bars(source: str | os.PathLike | pd.DataFrame) -> Bars:
     seconds/ms, or split ``date`` + ``time`` columns) plus open/high/low/close[/volume]
     (case-insensitive; o/h/l/c and MetaTrader ``<OPEN>`` accepted); or no header with
     ``YYYYMMDD HHMMSS;o;h;l;c[;v]`` (HistData) or ``date,time,o,h,l,c[,v]`` (HistData split,
-    MetaTrader), separated by comma, semicolon, tab or pipe. Naive times are UTC; aware ones
-    are converted to UTC. Gaps (weekends, holidays) are kept as they are.
+    MetaTrader), separated by comma, semicolon, tab or pipe. Naive times are in ``timezone``
+    (UTC by default; MT4/MT5 exports are often in EET); aware ones are converted to UTC. Gaps
+    (weekends, holidays) are kept as they are. A file with ``bid_*`` and ``ask_*`` price
+    columns loads as mid prices with the per-bar spread (``side="bidask"``); a file with only
+    ``bid_*`` (or only ``ask_*``) columns loads as that side.
 
     Raises ``DataError`` naming the file, the 1-based data row (and file line) and the column
     of the first problem: unparsable or missing time, non-increasing or duplicate time,
@@ -130,7 +152,7 @@ def load_bars(source: str | os.PathLike | pd.DataFrame) -> Bars:
     negative volume, or a missing column.
     """
     if isinstance(source, pd.DataFrame):
-        return frame_to_bars(source, name="<DataFrame>")
+        return frame_to_bars(source, name="<DataFrame>", timezone=timezone)
     path = Path(source)
     name = str(source)
     if not path.is_file():
@@ -141,20 +163,20 @@ def load_bars(source: str | os.PathLike | pd.DataFrame) -> Bars:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types
             raise DataError(name, f"cannot read Parquet: {exc}") from exc
-        return frame_to_bars(frame, name=name)
+        return frame_to_bars(frame, name=name, timezone=timezone)
     if suffix in CSV_SUFFIXES:
-        return _load_text(path, name)
+        return _load_text(path, name, timezone)
     raise DataError(name, f"unsupported extension {suffix!r} (expected one of "
                           f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})")
 
 
-def frame_to_bars(frame: pd.DataFrame, name: str = "<DataFrame>") -> Bars:
+def frame_to_bars(frame: pd.DataFrame, name: str = "<DataFrame>", timezone: str = "UTC") -> Bars:
     """Validate a DataFrame (a time column, or a DatetimeIndex, plus OHLC[V]) into ``Bars``."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(name, f"expected a pandas DataFrame, got {type(frame).__name__}")
     header = [str(c) for c in frame.columns]
     columns = _match_columns(header, name, need_time=not isinstance(frame.index, pd.DatetimeIndex))
-    where = _Where(name)
+    where = _Where(name, timezone=timezone)
     if columns["time"] is None and columns["date"] is None:
         index = frame.index.to_series(index=pd.RangeIndex(len(frame)))
         time = _parse_time(index, where, frame.index.name or "index")
@@ -171,7 +193,7 @@ def _time_from_columns(frame: pd.DataFrame, columns: dict[str, int | None], head
     return _parse_split_time(frame.iloc[:, date], frame.iloc[:, clock], where, f"{header[date]}+{header[clock]}")
 
 
-def _load_text(path: Path, name: str) -> Bars:
+def _load_text(path: Path, name: str, timezone: str = "UTC") -> Bars:
     with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first, first_line = "", 0
         for lineno, raw in enumerate(fh, start=1):
@@ -193,7 +215,7 @@ def _load_text(path: Path, name: str) -> Bars:
                                      if i is not None], first_line=first_line)
         frame.columns = fields
         frame, lines = _drop_blank(frame, first_line + 1)
-        where = _Where(name, lines)
+        where = _Where(name, lines, timezone)
         return _build(frame, columns, _time_from_columns(frame, columns, fields, where), where)
 
     n = len(fields)
@@ -210,10 +232,11 @@ def _load_text(path: Path, name: str) -> Bars:
                       first_line=first_line)
     frame.columns = names
     frame, lines = _drop_blank(frame, first_line)
-    where = _Where(name, lines)
+    where = _Where(name, lines, timezone)
     columns: dict[str, int | None] = {c: names.index(c) if c in names else None
                                       for c in list(PRICE_COLUMNS) + ["volume"]}
     columns.update(time=None if split_time else 0, date=0 if split_time else None, clock=1 if split_time else None)
+    columns.update(dict.fromkeys(BID_ASK))
     return _build(frame, columns, _time_from_columns(frame, columns, names, where), where)
 
 
@@ -268,7 +291,8 @@ def _match_columns(header: list[str], file: str, need_time: bool = True) -> dict
     found["date"] = normed.index("date") if split else None
     found["clock"] = normed.index("time") if split else None
     found["time"] = None if split else pick(_TIME_ALIASES, "time")
-    missing = [c for c in PRICE_COLUMNS if found[c] is None]
+    sides = [side for side in ("bid", "ask") if all(found[f"{side}_{c}"] is not None for c in PRICE_COLUMNS)]
+    missing = [] if sides else [c for c in PRICE_COLUMNS if found[c] is None]
     if need_time and found["time"] is None and not split:
         missing.insert(0, "time")
     if missing:
@@ -298,7 +322,7 @@ def _parse_time(values: pd.Series, where: _Where, column: str) -> np.ndarray:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         parsed = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-        parsed = values.dt.tz_localize("UTC")
+        parsed = _localize(values, where, column)
     else:
         values = _as_text(values)
         parsed = _parse_text_times(values, where, column)
@@ -326,9 +350,35 @@ def _parse_text_times(text: pd.Series, where: _Where, column: str) -> pd.Series:
             pd.to_datetime(pd.Series([first]), format=fmt, utc=True)
         except (ValueError, TypeError):
             continue
-        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        if where.timezone == "UTC" or "%z" in fmt:
+            return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        try:
+            naive = pd.to_datetime(text, format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # mixed offsets: aware values, converted as such
+            return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        if isinstance(naive.dtype, pd.DatetimeTZDtype):
+            return naive.dt.tz_convert("UTC")
+        return _localize(naive, where, column)
     raise where.error(f"cannot parse time {first!r} (expected ISO-8601, dd.mm.yyyy HH:MM:SS.fff, "
                       "YYYYMMDD HHMMSS, yyyy.mm.dd HH:MM, epoch seconds or split date/time columns)", 0, column)
+
+
+def _localize(naive: pd.Series, where: _Where, column: str) -> pd.Series:
+    """Naive times in ``where.timezone`` -> UTC (a repeated hour at the end of daylight saving is
+    resolved by order; a time that does not exist in that zone is an error naming its row)."""
+    if where.timezone == "UTC":
+        return naive.dt.tz_localize("UTC")
+    try:
+        local = naive.dt.tz_localize(where.timezone, ambiguous="infer", nonexistent="NaT")
+    except Exception as exc:  # noqa: BLE001  (pytz/zoneinfo raise several types)
+        raise where.error(f"cannot place the times in time zone {where.timezone} (--fx.timezone): {exc}",
+                          None, column) from exc
+    gone = local.isna() & naive.notna()
+    if gone.any():
+        pos = int(np.argmax(gone.to_numpy()))
+        raise where.error(f"time {naive.iloc[pos]} does not exist in time zone {where.timezone} "
+                          f"(a daylight-saving jump; --fx.timezone)", pos, column)
+    return local.dt.tz_convert("UTC")
 
 
 def _to_naive_ns(parsed: pd.Series, original: pd.Series, where: _Where, column: str) -> np.ndarray:
@@ -358,11 +408,30 @@ def _numeric(frame: pd.DataFrame, index: int, where: _Where, column: str) -> np.
 
 
 def _build(frame: pd.DataFrame, columns: dict[str, int | None], time: np.ndarray, where: _Where) -> Bars:
-    prices = {c: _numeric(frame, columns[c], where, c) for c in PRICE_COLUMNS}
     if columns["volume"] is not None:
         volume = _numeric(frame, columns["volume"], where, "volume")
     else:
         volume = np.zeros(len(time), dtype=np.float64)
+    sides = [side for side in ("bid", "ask") if all(columns.get(f"{side}_{c}") is not None for c in PRICE_COLUMNS)]
+    quotes = {side: {c: _numeric(frame, columns[f"{side}_{c}"], where, f"{side}_{c}") for c in PRICE_COLUMNS}
+              for side in sides}
+    for side, prices in quotes.items():
+        _validate(time, prices, volume, where, prefix=f"{side}_")
+    if len(sides) == 2:  # mid prices and the spread of every bar
+        bid, ask = quotes["bid"], quotes["ask"]
+        for c in PRICE_COLUMNS:
+            crossed = ask[c] < bid[c]
+            if crossed.any():
+                pos = int(np.argmax(crossed))
+                raise where.error(f"ask_{c} {_fmt(ask[c][pos])} < bid_{c} {_fmt(bid[c][pos])} (crossed quote)",
+                                  pos, f"ask_{c}")
+        mid = {c: 0.5 * (bid[c] + ask[c]) for c in PRICE_COLUMNS}
+        spread = np.stack([ask[c] - bid[c] for c in PRICE_COLUMNS], axis=1)
+        return Bars(time, mid["open"], mid["high"], mid["low"], mid["close"], volume, where.name, "bidask", spread)
+    if sides and any(columns[c] is None for c in PRICE_COLUMNS):  # only one side's columns
+        p = quotes[sides[0]]
+        return Bars(time, p["open"], p["high"], p["low"], p["close"], volume, where.name, sides[0])
+    prices = {c: _numeric(frame, columns[c], where, c) for c in PRICE_COLUMNS}
     _validate(time, prices, volume, where)
     return Bars(time, prices["open"], prices["high"], prices["low"], prices["close"], volume, where.name)
 
@@ -371,7 +440,8 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
 
-def _validate(time: np.ndarray, prices: dict[str, np.ndarray], volume: np.ndarray, where: _Where) -> None:
+def _validate(time: np.ndarray, prices: dict[str, np.ndarray], volume: np.ndarray, where: _Where,
+              prefix: str = "") -> None:
     if len(time) == 0:
         raise where.error("no data rows")
     step = np.diff(time.astype("int64"))
@@ -388,19 +458,19 @@ def _validate(time: np.ndarray, prices: dict[str, np.ndarray], volume: np.ndarra
         if not finite.all():
             pos = int(np.argmax(~finite))
             what = f"{c} is missing or NaN" if np.isnan(v[pos]) else f"{c} {v[pos]} is not finite"
-            raise where.error(what, pos, c)
+            raise where.error(what, pos, prefix + c)
         if (v <= 0).any():
             pos = int(np.argmax(v <= 0))
-            raise where.error(f"{c} {_fmt(v[pos])} is not > 0", pos, c)
+            raise where.error(f"{c} {_fmt(v[pos])} is not > 0", pos, prefix + c)
     o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
     top, bottom = np.maximum(o, c), np.minimum(o, c)
     if (h < top).any():
         pos = int(np.argmax(h < top))
-        raise where.error(f"high {_fmt(h[pos])} < max(open, close) {_fmt(top[pos])}", pos, "high")
+        raise where.error(f"high {_fmt(h[pos])} < max(open, close) {_fmt(top[pos])}", pos, prefix + "high")
     # low <= min(open, close) <= max(open, close) <= high, so high >= low follows from the two checks.
     if (lo > bottom).any():
         pos = int(np.argmax(lo > bottom))
-        raise where.error(f"low {_fmt(lo[pos])} > min(open, close) {_fmt(bottom[pos])}", pos, "low")
+        raise where.error(f"low {_fmt(lo[pos])} > min(open, close) {_fmt(bottom[pos])}", pos, prefix + "low")
     bad_volume = ~np.isfinite(volume) | (volume < 0)
     if bad_volume.any():
         pos = int(np.argmax(bad_volume))

@@ -1,23 +1,35 @@
 """Execution simulator and account ledger: ALL money accounting of the FX env lives here.
 
-Conventions (the account currency is the quote currency, e.g. USD for EURUSD):
+Conventions:
 
-* Bars are MID prices. A buy of q units fills at ``mid + half_spread + slippage``, a sell at
-  ``mid - half_spread - slippage``; ``mid`` is the open of the fill bar (an order decided on
-  bar t's close fills at bar t + latency's open, never at a price the agent saw).
-* Commission = ``commission_per_million / 1e6 x |q| x mid`` (on notional).
-* Slippage per unit = ``mid x |q| / 1e6 x (slippage_bps_per_million x 1e-4 + slippage_vol_mult x vol)``
-  where ``vol`` is the realised per-bar volatility of the bars closed before the fill:
-  it grows with order size and with recent volatility.
-* Orders target a position; the target is cut to ``|target| x mid <= lev x equity`` with
-  ``lev = min(max_leverage, 1 / initial_margin)`` (equity marked at the fill's mid).
-* The position is MARKED AT MID (the close), consistently: ``equity = cash + position x close``.
-  So a round trip's cost shows up exactly as spread + commission + slippage.
-* Swap: at every daily rollover crossed while a position is held, cash is credited
-  ``swap_long x units`` (long) or ``swap_short x |units|`` (short); negative rates charge.
-* Forced liquidation: after marking, if ``equity < maintenance_margin x |position| x close`` (or
-  equity <= 0) the whole position is closed at the close (paying spread, slippage and
-  commission) and the episode terminates.
+* Bars are MID prices in quote currency; the account keeps its money in the account
+  currency. Every quote-currency amount (P&L, spread, slippage, swap) is converted at the
+  rate of the moment it arises (``rate`` arguments; :mod:`envs.fx.arrays` explains the rates).
+* The account is marked to market continuously (variation margin): ``mark(price)`` books
+  ``position x (price - last mark) x rate`` into the balance and moves the mark, so equity is
+  the balance at every mark. Between bars the position is marked at the next open (a weekend
+  gap moves it), within a bar at its adverse extreme when that stops it out, then at the close.
+* A buy of q units fills at ``mid + half_spread + slippage``, a sell at ``mid - half_spread -
+  slippage``; ``mid`` is the open of the fill bar (an order decided on bar t's close fills at
+  bar t + latency's open, never at a price the agent saw). The half spread is the file's own
+  (bid/ask columns) or half of ``spread_pips``.
+* Slippage per unit = ``slippage_pips`` + ``impact_pips_per_million x |q| / 1e6`` pips: the
+  cost is linear in the order size (plus an optional quadratic impact term) and does not
+  depend on the bar length.
+* Commission = ``commission_per_million / 1e6 x |q| x mid x rate`` (account currency).
+* Defaults: 0.8 pip spread, 0.05 pip slippage per side and 20 per million commission make a
+  one-lot EURUSD round trip at 1.10 cost 0.8 + 0.1 + 0.44 = 1.34 pips: a standard retail
+  account quotes EURUSD at about 1.0-1.7 pips (steadypips.net, "Typical Spreads for Major
+  Pairs"), an ECN account at ~0.1 pip raw spread plus $7 round-turn commission, ~0.8 pip
+  (forexcracked.com glossary, "Commission").
+* Orders target a position; the target is cut to ``|target| x mid x rate <= lev x equity`` with
+  ``lev = min(max_leverage, 1 / initial_margin)`` and rounded to whole ``lot_size`` units
+  towards zero.
+* Swap: ``nights x rate x |units|`` (``swap_long`` for a long, ``swap_short`` for a short, quote
+  currency per unit per night; negative rates charge), for the nights the calendar books.
+* Stop-out: when equity at a price falls below ``maintenance_margin x |position| x price x rate``
+  (or to zero), the whole position is closed at that price, paying half spread, slippage and
+  commission, and the episode terminates.
 
 Everything is float64 torch tensors of shape [N] (one row per env) so N accounts update at once.
 """
@@ -30,14 +42,13 @@ import torch
 
 from envs.fx.config import FxEnvConfig
 
-STATE_FIELDS = ("cash", "position", "entry_price", "equity", "peak_equity", "time_in_position",
-                "n_trades", "spread_paid", "commission_paid", "slippage_paid", "swap_total",
-                "traded_notional")
+STATE_FIELDS = ("balance", "position", "entry_price", "last_mark", "equity", "peak_equity", "time_in_position",
+                "n_trades", "spread_paid", "commission_paid", "slippage_paid", "swap_total", "traded_notional")
 
 
 @dataclass
 class FillResult:
-    """Per-env result of one fill: units traded and the three costs (all >= 0)."""
+    """Per-env result of one fill: units traded and the three costs in account currency (all >= 0)."""
 
     traded: torch.Tensor
     spread: torch.Tensor
@@ -50,89 +61,102 @@ class FillResult:
 
 
 class Accounts:
-    """N trading accounts (cash, position, cost ledgers) in float64 on one device."""
+    """N trading accounts (balance, position, cost ledgers) in float64 on one device."""
 
-    def __init__(self, cfg: FxEnvConfig, num_envs: int, device: torch.device) -> None:
+    def __init__(self, cfg: FxEnvConfig, num_envs: int, device: torch.device, pip: float) -> None:
         self.cfg = cfg
         self.device = device
-        self.half_spread = 0.5 * cfg.spread_pips * cfg.pip_size
+        self.pip = float(pip)
         self.commission_rate = cfg.commission_per_million / 1e6
         self.leverage = min(cfg.max_leverage, 1.0 / cfg.initial_margin)
+        self.lot = float(cfg.lot_size)
         z = lambda: torch.zeros(num_envs, dtype=torch.float64, device=device)  # noqa: E731
         for name in STATE_FIELDS:
             setattr(self, name, z())
         self.reset(torch.ones(num_envs, dtype=torch.bool, device=device))
 
     def reset(self, mask: torch.Tensor) -> None:
-        """Fresh accounts (initial cash, flat) where ``mask``."""
+        """Fresh accounts (initial equity, flat) where ``mask``."""
         e0 = self.cfg.initial_equity
         for name in STATE_FIELDS:  # out of place: tensors handed out in info stay unchanged
-            value = e0 if name in ("cash", "equity", "peak_equity") else 0.0
+            value = e0 if name in ("balance", "equity", "peak_equity") else 0.0
             setattr(self, name, getattr(self, name).masked_fill(mask, value))
 
-    def fill(self, target: torch.Tensor, mid: torch.Tensor, vol: torch.Tensor,
+    def equity_at(self, price: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """Equity if the position were marked at ``price`` now."""
+        return self.balance + self.position * (price - self.last_mark) * rate
+
+    def mark(self, price: torch.Tensor, rate: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Book the P&L of moving the mark to ``price`` (where ``mask``); returns it (account currency)."""
+        pnl = self.position * (price - self.last_mark) * rate
+        if mask is not None:
+            pnl = torch.where(mask, pnl, torch.zeros_like(pnl))
+            price = torch.where(mask, price, self.last_mark)
+        self.balance = self.balance + pnl
+        self.last_mark = price
+        return pnl
+
+    def _round_lots(self, units: torch.Tensor) -> torch.Tensor:
+        return torch.trunc(units / self.lot) * self.lot if self.lot > 0 else units
+
+    def fill(self, target: torch.Tensor, mid: torch.Tensor, half_spread: torch.Tensor, rate: torch.Tensor,
              mask: torch.Tensor | None, cap_leverage: bool = True) -> FillResult:
-        """Trade towards ``target`` units at ``mid`` where ``mask`` (None: every env); returns units and costs."""
+        """Trade towards ``target`` units at ``mid`` where ``mask`` (None: every env); the account must be
+        marked at ``mid`` first. Returns units traded and costs."""
         if cap_leverage:
-            equity_at_mid = self.cash + self.position * mid
-            cap = equity_at_mid.clamp(min=0.0) * self.leverage / mid
-            target = torch.maximum(torch.minimum(target, cap), -cap)
+            cap = self.balance.clamp(min=0.0) * self.leverage / (mid * rate)
+            target = self._round_lots(torch.maximum(torch.minimum(target, cap), -cap))
         q = target - self.position
         if mask is not None:
             q = torch.where(mask, q, torch.zeros_like(q))
         absq = q.abs()
-        slip_frac = absq / 1e6 * (self.cfg.slippage_bps_per_million * 1e-4
-                                  + self.cfg.slippage_vol_mult * vol)
-        res = FillResult(traded=q, spread=absq * self.half_spread,
-                         commission=absq * mid * self.commission_rate,
-                         slippage=absq * mid * slip_frac)
-        fill_price = mid + torch.sign(q) * (self.half_spread + mid * slip_frac)
+        slip = self.pip * (self.cfg.slippage_pips + self.cfg.impact_pips_per_million * absq / 1e6)
+        res = FillResult(traded=q, spread=absq * half_spread * rate, commission=absq * mid * rate * self.commission_rate,
+                         slippage=absq * slip * rate)
+        fill_price = mid + torch.sign(q) * (half_spread + slip)
         old = self.position
         new = old + q
         opened = (old * new <= 0) & (new != 0)  # from flat, or flipped through zero
         grown = (old * new > 0) & (new.abs() > old.abs())
         vwap = (old * self.entry_price + q * fill_price) / torch.where(new == 0, torch.ones_like(new), new)
         self.entry_price = torch.where(new == 0, torch.zeros_like(new),
-                                       torch.where(opened, fill_price,
-                                                   torch.where(grown, vwap, self.entry_price)))
+                                       torch.where(opened, fill_price, torch.where(grown, vwap, self.entry_price)))
         self.time_in_position = torch.where(opened | (new == 0), torch.zeros_like(new), self.time_in_position)
-        self.cash = self.cash - q * mid - res.cost
+        self.balance = self.balance - res.cost
         self.position = new
         self.n_trades = self.n_trades + (q != 0).to(torch.float64)
         self.spread_paid = self.spread_paid + res.spread
         self.commission_paid = self.commission_paid + res.commission
         self.slippage_paid = self.slippage_paid + res.slippage
-        self.traded_notional = self.traded_notional + absq * mid
+        self.traded_notional = self.traded_notional + absq * mid * rate
         return res
 
-    def accrue_swap(self, n_rollovers: torch.Tensor, mirrored: torch.Tensor | None = None) -> torch.Tensor:
-        """Credit/charge swap for ``n_rollovers`` [N] crossings on the current position. On a
-        ``mirrored`` row (the inverted pair of mirror augmentation) a long position is
-        economically a short of the real pair, so the long and short rates trade places."""
+    def accrue_swap(self, nights: torch.Tensor, long_rate: torch.Tensor, short_rate: torch.Tensor,
+                    rate: torch.Tensor) -> torch.Tensor:
+        """Credit/charge swap on the current position for ``nights`` [N]; returns it (account currency)."""
         pos = self.position
-        long_side = pos > 0 if mirrored is None else (pos > 0) != mirrored
-        rate = torch.where(long_side, torch.full_like(pos, self.cfg.swap_long),
-                           torch.full_like(pos, self.cfg.swap_short))
-        swap = n_rollovers * rate * pos.abs()
-        self.cash = self.cash + swap
+        swap = nights * torch.where(pos > 0, long_rate, short_rate) * pos.abs() * rate
+        self.balance = self.balance + swap
         self.swap_total = self.swap_total + swap
         return swap
 
-    def mark(self, close: torch.Tensor) -> torch.Tensor:
-        """Equity = cash + position x close (mid); updates peak equity and time in position."""
-        self.equity = self.cash + self.position * close
+    def breach(self, price: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """[N] bool: equity at ``price`` below maintenance margin on the open position, or bankrupt."""
+        equity = self.equity_at(price, rate)
+        required = self.cfg.maintenance_margin * self.position.abs() * price * rate
+        return (self.position != 0) & ((equity < required) | (equity <= 0))
+
+    def settle(self) -> torch.Tensor:
+        """End of a step: equity is the (fully marked) balance; peak and time in position move on."""
+        self.equity = self.balance
         self.peak_equity = torch.maximum(self.peak_equity, self.equity)
         self.time_in_position = torch.where(self.position != 0, self.time_in_position + 1,
                                             torch.zeros_like(self.time_in_position))
         return self.equity
 
-    def margin_breach(self, close: torch.Tensor) -> torch.Tensor:
-        """[N] bool: equity below maintenance margin on the open position, or bankrupt."""
-        required = self.cfg.maintenance_margin * self.position.abs() * close
-        return ((self.position != 0) & (self.equity < required)) | (self.equity <= 0)
-
-    def unrealised_pnl(self, close: torch.Tensor) -> torch.Tensor:
-        return self.position * (close - self.entry_price)
+    def unrealised_pnl(self, close: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """P&L of the open position against its entry price, in account currency."""
+        return self.position * (close - self.entry_price) * rate
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name).clone() for name in STATE_FIELDS}

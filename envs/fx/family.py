@@ -6,6 +6,7 @@ The engine core never imports this module; ``configs`` does (the composition roo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from envs.fx.market import load_market, make_fx_eval_env, make_fx_vector_env
 from envs.fx.research.backtest import run_backtest
 from envs.fx.research.metrics import compute_metrics, infer_periods_per_year
 from envs.fx.research.report_hook import BacktestReportHook
+from envs.fx.research.spec import spec_of
 
 
 class FxFamily:
@@ -26,8 +28,17 @@ class FxFamily:
     section = "fx"
 
     def validate(self, cfg: Any) -> None:
+        """The settings, the data file, every split's length and the report split, before any work."""
         cfg.fx.validate()
-        load_market(cfg.fx)  # a bad data file fails here, naming file, row and column
+        market = load_market(cfg.fx)  # a bad file fails here, naming file, row and column; short data too
+        if cfg.fx.report_split != "none" and cfg.fx.report_split not in market.ranges:
+            raise ValueError(f"--fx.report-split {cfg.fx.report_split}: that split is empty "
+                             f"(--fx.{cfg.fx.report_split}-frac is 0); use another split or none")
+        if getattr(cfg.hooks, "eval_every", 0) > 0 and "val" not in market.ranges:
+            raise ValueError("--hooks.eval-every: evaluation runs on the validation split, which is empty "
+                             "(--fx.val-frac 0); set --hooks.eval-every 0 or a validation fraction")
+        for note in market.notes:
+            print(f"note: {note}", file=sys.stderr)
 
     def make_train_env(self, cfg: Any, num_envs: int, seed: int, device: torch.device) -> Any:
         return make_fx_vector_env(cfg.fx, num_envs=num_envs, seed=seed, device=device, split="train")
@@ -45,6 +56,10 @@ class FxFamily:
 
     def end_hooks(self, cfg: Any) -> list[Any]:
         return [] if cfg.fx.report_split == "none" else [BacktestReportHook(split=cfg.fx.report_split)]
+
+    def spec(self, envs: Any) -> dict[str, Any]:
+        """The fitted feature normalisation and what the features were computed with (bar length, pair)."""
+        return spec_of(envs)
 
 
 FX = FxFamily()

@@ -52,9 +52,9 @@ class FxTradingEnv(gym.Env):
 
     def __init__(self, bars: Bars, cfg: FxEnvConfig, seed: int = 0, device: str = "cpu",
                  norm: FeatureNorm | None = None, episode_bars: int | None = None,
-                 start_mode: str = "random", split: str = "train") -> None:
+                 start_mode: str = "random", split: str = "train", **vector_kw: Any) -> None:
         self.vec = FxVectorEnv(bars, cfg, num_envs=1, seed=seed, device=device, norm=norm,
-                               episode_bars=episode_bars, start_mode=start_mode, split=split)
+                               episode_bars=episode_bars, start_mode=start_mode, split=split, **vector_kw)
         self.cfg = cfg
         self.observation_space = self.vec.single_observation_space
         self.action_space = self.vec.single_action_space

@@ -45,7 +45,7 @@ def generate(kind: Kind, n_bars: int, seed: int, *, bar_seconds: int = 60, start
              half_life_bars: float = 60.0, ou_sigma_pips: float | None = None, ou_level: float | None = None,
              switch_prob: float = 0.002, trend_strength: float = 0.08, high_vol_mult: float = 2.0,
              pip: float = 1e-4, decimals: int | None = 5, base_volume: float = 100.0,
-             skip_weekends: bool = True) -> Bars:
+             skip_weekends: bool = True, level_drift: float = 0.0, weekend_gap_hours: float = 0.0) -> Bars:
     """Generate ``n_bars`` OHLCV bars of a synthetic FX market.
 
     Common: ``annual_vol`` is the (long-run) volatility of log returns annualised with
@@ -63,16 +63,33 @@ def generate(kind: Kind, n_bars: int, seed: int, *, bar_seconds: int = 60, start
       bar; mean_revert pulls log price back to its level at regime entry with half-life
       ``half_life_bars``; high_vol scales the vol by ``high_vol_mult``. Vols are scaled so that
       the long-run annual vol is ``annual_vol``. ``regime_labels`` returns the regime of each bar.
+
+    ``level_drift`` (ou): the equilibrium level follows a random walk with this annualised
+    volatility instead of staying fixed, so the level a rule must know drifts slowly.
+    ``weekend_gap_hours``: the first bar after a gap in the times (the weekend) opens away from
+    the last close by a normal return with the volatility of that many hours of trading; the
+    path continues from the gapped open (an OU path then reverts from it). Both draw from their
+    own stream, so the rest of the market is the same as without them.
     """
     _check(kind, n_bars, bar_seconds, start_price, annual_vol, drift, half_life_bars, ou_sigma_pips, ou_level,
            switch_prob, trend_strength, high_vol_mult, pip, decimals, base_volume)
+    for name, value in (("level_drift", level_drift), ("weekend_gap_hours", weekend_gap_hours)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"synthetic market: {name} must be a finite number >= 0, got {value!r}")
     rng = np.random.Generator(np.random.PCG64(seed))
     sigma = annual_vol / math.sqrt(bars_per_year(bar_seconds))  # per-bar std of log returns
     x0 = math.log(start_price)
+    times = session_times(n_bars, bar_seconds, start, skip_weekends)
+    extra = np.random.Generator(np.random.PCG64([seed, 1]))  # the gap and level-drift stream
+    gaps = np.zeros(n_bars)
+    if weekend_gap_hours > 0 and n_bars > 1:
+        after_gap = np.flatnonzero(np.diff(times.astype(np.int64)) > bar_seconds * 10**9) + 1
+        hour_sigma = annual_vol / math.sqrt(bars_per_year(3600))
+        gaps[after_gap] = hour_sigma * math.sqrt(weekend_gap_hours) * extra.standard_normal(len(after_gap))
 
     if kind in ("gbm", "randomwalk"):
         steps = (drift - 0.5 * annual_vol ** 2) / bars_per_year(bar_seconds) + sigma * rng.standard_normal(n_bars)
-        logc = x0 + np.cumsum(steps)
+        logc = x0 + np.cumsum(steps + gaps)
         bar_sigma = np.full(n_bars, sigma)
     elif kind == "ou":
         phi = 0.5 ** (1.0 / half_life_bars)
@@ -82,7 +99,11 @@ def generate(kind: Kind, n_bars: int, seed: int, *, bar_seconds: int = 60, start
         else:
             innov = sigma
         shocks = innov * rng.standard_normal(n_bars)
-        logc = _ar1(np.full(n_bars, phi), (1.0 - phi) * level + shocks, x0)
+        levels = np.full(n_bars, level)
+        if level_drift > 0:
+            levels = level + np.cumsum(level_drift / math.sqrt(bars_per_year(bar_seconds))
+                                       * extra.standard_normal(n_bars))
+        logc = _ar1(np.full(n_bars, phi), (1.0 - phi) * levels + shocks, x0, gaps)
         bar_sigma = np.full(n_bars, innov)
     else:
         regimes = _regime_sequence(rng, n_bars, switch_prob)
@@ -91,9 +112,9 @@ def generate(kind: Kind, n_bars: int, seed: int, *, bar_seconds: int = 60, start
         bar_sigma = base * mult[regimes]
         shocks = bar_sigma * rng.standard_normal(n_bars)
         trend = np.array([trend_strength, -trend_strength, 0.0, 0.0])[regimes] * base
-        logc = _regime_path(regimes, shocks + trend, 0.5 ** (1.0 / half_life_bars), x0)
+        logc = _regime_path(regimes, shocks + trend, 0.5 ** (1.0 / half_life_bars), x0, gaps)
 
-    logo = np.concatenate(([x0], logc[:-1]))
+    logo = np.concatenate(([x0], logc[:-1])) + gaps
     # Brownian-bridge extremes between open and close; each is at least max/min(open, close).
     spread = np.abs(logc - logo)
     var = bar_sigma ** 2
@@ -104,8 +125,7 @@ def generate(kind: Kind, n_bars: int, seed: int, *, bar_seconds: int = 60, start
         o, c, h, lo = (np.round(a, decimals) for a in (o, c, h, lo))
     h = np.maximum(h, np.maximum(o, c))
     lo = np.minimum(lo, np.minimum(o, c))
-    volume = rng.poisson(base_volume * bar_sigma / sigma).astype(np.float64)
-    times = session_times(n_bars, bar_seconds, start, skip_weekends)
+    volume = rng.poisson(base_volume * bar_sigma / max(sigma, 1e-300)).astype(np.float64)
     source = (f"synthetic:{kind}(n_bars={n_bars}, seed={seed}, bar_seconds={bar_seconds}, "
               f"annual_vol={annual_vol:g}, start={start})")
     return Bars(times, o, h, lo, c, volume, source)
@@ -127,22 +147,26 @@ def _regime_sequence(rng: np.random.Generator, n: int, switch_prob: float) -> np
     return ((first + np.cumsum(hops)) % k).astype(np.int64)
 
 
-def _ar1(a: np.ndarray, b: np.ndarray, x0: float) -> np.ndarray:
-    """x[t] = a[t] * x[t-1] + b[t] with x[-1] = x0 (a plain loop: cheap next to the draws)."""
+def _ar1(a: np.ndarray, b: np.ndarray, x0: float, gaps: np.ndarray | None = None) -> np.ndarray:
+    """x[t] = a[t] * (x[t-1] + gaps[t]) + b[t] with x[-1] = x0 (a plain loop: cheap next to the draws)."""
     out = np.empty(len(a))
     x = x0
-    for t, (at, bt) in enumerate(zip(a.tolist(), b.tolist())):
-        x = at * x + bt
+    g = gaps.tolist() if gaps is not None else [0.0] * len(a)
+    for t, (at, bt, gt) in enumerate(zip(a.tolist(), b.tolist(), g)):
+        x = at * (x + gt) + bt
         out[t] = x
     return out
 
 
-def _regime_path(regimes: np.ndarray, steps: np.ndarray, phi: float, x0: float) -> np.ndarray:
+def _regime_path(regimes: np.ndarray, steps: np.ndarray, phi: float, x0: float,
+                 gaps: np.ndarray | None = None) -> np.ndarray:
     """Log closes: random-walk steps, except that mean_revert bars pull back to their entry level."""
     revert = REGIMES.index("mean_revert")
     out = np.empty(len(steps))
     x, anchor, prev = x0, x0, -1
-    for t, (r, s) in enumerate(zip(regimes.tolist(), steps.tolist())):
+    g = gaps.tolist() if gaps is not None else [0.0] * len(steps)
+    for t, (r, s, gt) in enumerate(zip(regimes.tolist(), steps.tolist(), g)):
+        x = x + gt
         if r == revert:
             if prev != revert:
                 anchor = x

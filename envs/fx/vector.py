@@ -2,11 +2,15 @@
 
 Timeline of one step (latency L = ``latency_bars``, default 1). The agent observes bar t
 (closed) and sends a target position; that order fills at bar t+L's OPEN. The env then moves
-to bar t+1: orders due at t+1 fill at its open, swap accrues for rollovers crossed during bar
-t+1, the account is marked at bar t+1's close (mid), a margin breach liquidates at that close,
-and the reward is the (weighted, relative) equity change. The returned observation and reward
-depend only on bars <= t+1 and ``info["time"]`` is bar t+1's timestamp; ``info["close"]`` is
-its close. No future price is ever returned.
+to bar t+1: swap accrues for rollovers in the gap before its open, the position is marked at
+its open (a weekend gap moves it; a gap through the margin level stops it out there), orders
+due at t+1 fill at its open, swap accrues for rollovers during the bar, the position is
+checked against the bar's adverse extreme (the low for a long, the high for a short: a
+stop-out fills there), then marked at the close; the reward is the (weighted, relative)
+equity change. The returned observation and reward depend only on bars <= t+1 and
+``info["time"]`` is bar t+1's timestamp; ``info["close"]`` is its close. No future price is
+ever returned. The env trades the bars ``bounds = (lo, hi)`` of the series it is given (a
+split), while its observation windows look back over the bars before ``lo``.
 
 Episodes start at a random bar of the split (drawn from each env's own counter-based RNG
 stream: a SplitMix64 hash of (seed, env index, draw number), so draws are reproducible,
@@ -38,10 +42,11 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from envs.fx.config import REWARD_COMPONENTS, FxEnvConfig, first_valid_index
+from envs.fx.arrays import TradingContext, market_arrays, trading_context
+from envs.fx.config import REWARD_COMPONENTS, FxEnvConfig
 from envs.fx.data import Bars
 from envs.fx.execution import Accounts
-from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns, base_features_raw
+from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns
 from envs.fx.reward import RewardSystem
 
 PORTFOLIO_FEATURES = ("position", "unrealised_pnl", "time_in_position", "last_target")
@@ -79,33 +84,22 @@ def _seed_keys(seed: int, num_envs: int, device: torch.device) -> torch.Tensor:
     return keys.to(device)
 
 
-def market_arrays(bars: Bars, cfg: FxEnvConfig, device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-bar float64/int64 tensors the simulator needs: prices, volatility, rollovers, time."""
-    t_ns = bars.time.astype("datetime64[ns]").astype(np.int64)
-    end_ns = t_ns + bar_duration_ns(bars)  # a bar's close time
-    day = 86_400 * 10**9
-    roll = int(round(cfg.rollover_hour_utc * 3600 * 10**9))
-    day_index = np.floor_divide(end_ns - roll, day)
-    rollovers = np.zeros(len(bars))
-    rollovers[1:] = np.diff(day_index)  # rollovers crossed in (end_{t-1}, end_t]
-    vol = np.nan_to_num(base_features_raw(bars, cfg.vol_window, cfg.ma_window)[:, 3], nan=0.0)
-    f64 = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, device=device)  # noqa: E731
-    return {"open": f64(bars.open), "close": f64(bars.close), "vol": f64(vol),
-            "rollovers": f64(rollovers), "time": torch.as_tensor(t_ns, dtype=torch.int64, device=device)}
-
-
 class FxVectorEnv(gym.vector.VectorEnv):
     """N FX trading accounts on one split of bars; obs/reward/flags are torch tensors on ``device``.
 
     ``start_mode="random"`` draws each episode's first bar; ``"first"`` always starts at the
-    first valid bar (deterministic backtests). ``norm`` is the training split's feature
-    normalisation (fitted on ``bars`` itself when None)."""
+    first bar of ``bounds`` with full observation windows (deterministic backtests). ``norm`` is
+    the training split's feature normalisation (fitted on the traded bars when None).
+    ``bounds=(lo, hi)``: the bars traded (default all); ``context``: pair and account currency
+    (default from ``cfg``); ``bar_ns``: the bar length (default from the bars)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, bars: Bars, cfg: FxEnvConfig, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", norm: FeatureNorm | None = None,
-                 episode_bars: int | None = None, start_mode: str = "random", split: str = "train") -> None:
+                 episode_bars: int | None = None, start_mode: str = "random", split: str = "train",
+                 bounds: tuple[int, int] | None = None, context: TradingContext | None = None,
+                 bar_ns: int | None = None) -> None:
         cfg.validate()
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
@@ -116,21 +110,33 @@ class FxVectorEnv(gym.vector.VectorEnv):
         self.num_envs = int(num_envs)
         self.bars = bars
         self.n_bars = len(bars)
-        self.t_min = first_valid_index(cfg)
-        if self.n_bars < self.t_min + 2:
-            raise ValueError(f"{bars.source}: {self.n_bars} bars in split {split!r} but the observation "
-                             f"windows need {self.t_min + 2} (first valid bar {self.t_min} + 2); "
-                             f"use more data or smaller --fx.window-*/--fx.agg-* values")
+        self.bar_ns = bar_ns if bar_ns is not None else bar_duration_ns(bars)
+        self.context = context if context is not None else trading_context(cfg)
+        lo, hi = bounds if bounds is not None else (0, self.n_bars)
+        if not 0 <= lo < hi <= self.n_bars:
+            raise ValueError(f"bounds {bounds} are not a range of the {self.n_bars} bars of {bars.source}")
         self.episode_bars = int(episode_bars if episode_bars is not None else cfg.episode_bars)
         if norm is None and cfg.obs_mode == "full":
-            norm = FeatureNorm.fit(bars, cfg)
+            norm = FeatureNorm.fit(bars, cfg, lo, hi, bar_ns=self.bar_ns)
         self.norm = norm
         self.mirror = bool(cfg.mirror_augment) and split == "train" and start_mode == "random"
         variants = [bars, bars.mirrored()] if self.mirror else [bars]
-        self.features = WindowFeatures(variants, cfg, norm, self.device)
-        arrays = [market_arrays(b, cfg, self.device) for b in variants]
+        self.features = WindowFeatures(variants, cfg, norm, self.device, self.bar_ns)
+        self.t_min, self.t_end = max(lo, self.features.valid_from), hi
+        if self.t_end - self.t_min < 2:
+            raise ValueError(f"{bars.source}: split {split!r} has {hi - lo} bars from bar {lo}, and the observation "
+                             f"windows are full only from bar {self.features.valid_from}: no step left to trade; "
+                             f"use more data or smaller --fx.window-*/--fx.agg-*/--fx.ma-window* values")
+        arrays = [market_arrays(b, cfg, self.context, self.device, self.bar_ns, mirrored=i == 1)
+                  for i, b in enumerate(variants)]
         self.market = {key: torch.cat([a[key] for a in arrays]) for key in arrays[0]}
-        self.accounts = Accounts(cfg, self.num_envs, self.device)
+        rates = self.market["rate_open"][self.t_min:self.t_end]
+        if not bool(torch.isfinite(rates).all()):
+            first = self.t_min + int(torch.nonzero(~torch.isfinite(rates))[0])
+            raise ValueError(f"--fx.conversion-data: no conversion rate is known at bar {first} "
+                             f"({np.datetime64(int(self.market['time'][first]), 'ns')}) of {bars.source}; the "
+                             f"conversion series must start before the traded bars")
+        self.accounts = Accounts(cfg, self.num_envs, self.device, self.context.pip)
         self.rewards = RewardSystem(cfg, self.num_envs, self.device)
         self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
         self.latency = int(cfg.latency_bars)
@@ -167,7 +173,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         """(start bar, variant) per env from its own stream; only masked envs consume a draw.
         The start is uniform over the startable bars; the variant is 0 (real bars) unless
         mirroring is on, then a fair coin from an independent hash of the same draw."""
-        hi = max(self.t_min, self.n_bars - 1 - self.episode_bars)
+        hi = max(self.t_min, self.t_end - 1 - self.episode_bars)
         if self.start_mode == "first" or (hi == self.t_min and not self.mirror):
             return torch.full_like(self.t, self.t_min), torch.zeros_like(self.t)
         z = splitmix64(self.seed_keys + self.draws * _GOLDEN)
@@ -188,7 +194,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         self.variant = torch.where(mask, variant, self.variant)
         self.start = torch.where(mask, starts, self.start)
         self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
-        self.ep_len = torch.where(mask, torch.clamp(self.n_bars - 1 - starts, max=self.episode_bars), self.ep_len)
+        self.ep_len = torch.where(mask, torch.clamp(self.t_end - 1 - starts, max=self.episode_bars), self.ep_len)
         self.pending = torch.where(mask.unsqueeze(1), torch.full_like(self.pending, float("nan")), self.pending)
         self.last_target = torch.where(mask, torch.zeros_like(self.last_target), self.last_target)
         self.episode_return = torch.where(mask, torch.zeros_like(self.episode_return), self.episode_return)
@@ -204,10 +210,10 @@ class FxVectorEnv(gym.vector.VectorEnv):
             except Exception as exc:  # noqa: BLE001
                 raise ValueError(f"reset(options={{'start': {start!r}}}): not a bar index or timestamp") from exc
             idx = int(np.searchsorted(self.bars.time.astype("datetime64[ns]"), np.datetime64(ts, "ns")))
-        if not self.t_min <= idx <= self.n_bars - 2:
+        if not self.t_min <= idx <= self.t_end - 2:
             raise ValueError(f"reset(options={{'start': {start!r}}}): bar {idx} is outside the startable range "
-                             f"[{self.t_min}, {self.n_bars - 2}] of split {self.split!r} "
-                             f"(the first {self.t_min} bars fill the observation windows)")
+                             f"[{self.t_min}, {self.t_end - 2}] of split {self.split!r} "
+                             f"(bars before {self.t_min} fill the observation windows or belong to another split)")
         return idx
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None
@@ -247,13 +253,19 @@ class FxVectorEnv(gym.vector.VectorEnv):
         return obs, info
 
     # ---------------------------------------------------------------------------- observation
+    def _rate(self, price: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """Quote -> account rate at ``price`` (``rate``: the bar's tabulated rate, used unless the account
+        is in the base currency, which converts at 1 / price)."""
+        return 1.0 / price if self.context.conversion == "base" else rate
+
     def _portfolio(self) -> torch.Tensor:
         acc, cfg = self.accounts, self.cfg
-        close = self.market["close"][self.row]
+        row = self.row
+        close = self.market["close"][row]
         held = acc.time_in_position.clamp(max=cfg.episode_bars)  # the training episode length caps it
         cols = [
             acc.position / cfg.max_position,
-            10.0 * acc.unrealised_pnl(close) / cfg.initial_equity,
+            10.0 * acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"][row])) / cfg.initial_equity,
             torch.log1p(held) / math.log1p(cfg.episode_bars),
             self.last_target / cfg.max_position,
         ]
@@ -281,29 +293,39 @@ class FxVectorEnv(gym.vector.VectorEnv):
         acc, m = self.accounts, self.market
         self.last_target = target
 
-        t_prev = self.row  # rows of bars t and t + 1 in the market arrays
-        t = t_prev + 1
-        open_, close, close_prev = m["open"][t], m["close"][t], m["close"][t_prev]
+        t = self.row + 1  # row of bar t + 1 in the market arrays
+        open_, low, high, close = m["open"][t], m["low"][t], m["high"][t], m["close"][t]
+        r_open, r_close = self._rate(open_, m["rate_open"][t]), self._rate(close, m["rate_close"][t])
         equity_prev = acc.equity
-        pnl = acc.position * (open_ - close_prev)
+        # the gap before the open: rollovers booked on the position held, then the mark at the open
+        swap = acc.accrue_swap(m["roll_before"][t], m["swap_long"][t], m["swap_short"][t], r_open)
+        pnl = acc.mark(open_, r_open)
+        stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
+        cost = acc.fill(torch.zeros_like(open_), open_, m["hs_open"][t], r_open, stop_open, cap_leverage=False).cost
         if self.latency == 1:  # the order just sent is the one due now
-            fill = acc.fill(target, open_, m["vol"][t_prev], None)
+            due, due_mask = target, ~stop_open
         else:  # pending[:, k] fills k + 1 bars from now; NaN = no order
             self.pending[:, self.latency - 1] = target
             due = self.pending[:, 0]
-            fill = acc.fill(torch.nan_to_num(due, nan=0.0), open_, m["vol"][t_prev], ~torch.isnan(due))
+            due_mask = ~torch.isnan(due) & ~stop_open
+            due = torch.nan_to_num(due, nan=0.0)
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
-        cost = fill.cost
-        swap = acc.accrue_swap(m["rollovers"][t], self.variant.to(torch.bool) if self.mirror else None)
-        pnl = pnl + acc.position * (close - open_)
-        acc.mark(close)
-        breach = acc.margin_breach(close)
-        if bool(breach.any()):
-            liq = acc.fill(torch.zeros_like(close), close, m["vol"][t], breach & (acc.position != 0),
-                           cap_leverage=False)
-            cost = cost + liq.cost
-            acc.equity = acc.cash + acc.position * close
-            acc.peak_equity = torch.maximum(acc.peak_equity, acc.equity)
+        cost = cost + acc.fill(due, open_, m["hs_open"][t], r_open, due_mask).cost
+        swap = swap + acc.accrue_swap(m["roll_inside"][t], m["swap_long"][t], m["swap_short"][t], r_close)
+        # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
+        long_ = acc.position > 0
+        worst = torch.where(long_, low, high)
+        r_worst = self._rate(worst, m["rate_close"][t])
+        stop_bar = acc.breach(worst, r_worst)
+        pnl = pnl + acc.mark(worst, r_worst, stop_bar)
+        cost = cost + acc.fill(torch.zeros_like(worst), worst, torch.where(long_, m["hs_low"][t], m["hs_high"][t]),
+                               r_worst, stop_bar, cap_leverage=False).cost
+        pnl = pnl + acc.mark(close, r_close)
+        stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
+        cost = cost + acc.fill(torch.zeros_like(close), close, m["hs_close"][t], r_close, stop_close,
+                               cap_leverage=False).cost
+        breach = stop_open | stop_bar | stop_close
+        acc.settle()
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
                                                       acc.peak_equity, acc.position)

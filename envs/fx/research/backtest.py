@@ -282,11 +282,13 @@ class BacktestArgs:
     """Backtest a trained checkpoint against flat, buy-and-hold, momentum and random-action baselines."""
 
     ckpt: Path
-    """Checkpoint file written by training."""
+    """Checkpoint file written by training (it carries the config and the fitted feature normalisation)."""
     data: str | None = None
-    """CSV/Parquet bars to backtest on instead of the checkpoint's --fx.data."""
-    split: Literal["val", "test"] = "test"
-    """Which split of the data to run over."""
+    """CSV/Parquet bars to backtest on instead of the checkpoint's data. Nothing is refitted on them: the
+    checkpoint's feature normalisation is used."""
+    split: Literal["all", "train", "val", "test"] | None = None
+    """Which part of the data to run over: a split, or ``all`` (every bar once the observation windows are
+    full). Default: ``test``, or ``all`` with --data."""
     out_dir: Path | None = None
     """Where report.json and the PNGs go (default: backtest-<split>/ next to the checkpoint)."""
     periods_per_year: float | None = None
@@ -298,9 +300,11 @@ class BacktestArgs:
 
 
 def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
-    """Load the checkpoint's policy and config, build the eval env and write the report."""
-    from engine.loop import load_policy
-    from envs.fx.market import make_fx_eval_env
+    """Load the checkpoint's policy, config and feature normalisation, build the eval env and write the report."""
+    from engine.checkpoint import read_checkpoint
+    from engine import loop
+    from envs.fx import market
+    from envs.fx.research.spec import norm_from_spec
 
     if not Path(args.ckpt).is_file():
         raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
@@ -308,19 +312,29 @@ def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
         raise FileNotFoundError(f"--data: data file {args.data} does not exist")
     if args.momentum_lookback < 1:
         raise ValueError(f"--momentum-lookback must be >= 1, got {args.momentum_lookback}")
-    if args.periods_per_year is not None and not args.periods_per_year > 0:
-        raise ValueError(f"--periods-per-year must be > 0, got {args.periods_per_year}")
-    cfg, policy = load_policy(args.ckpt, device=args.device)
+    if args.periods_per_year is not None and not (math.isfinite(args.periods_per_year) and args.periods_per_year > 0):
+        raise ValueError(f"--periods-per-year must be a finite number > 0, got {args.periods_per_year}")
+    ckpt = read_checkpoint(args.ckpt)
+    cfg = loop.load_config(ckpt, args.ckpt)
     if getattr(cfg, "env", "fx") != "fx":
         raise ValueError(f"--ckpt: {args.ckpt} was trained on env {cfg.env!r}; backtests need the FX env (--env fx)")
-    fx = cfg.fx if args.data is None else dataclasses.replace(cfg.fx, data=args.data)
-    out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{args.split}"
+    split = args.split or ("all" if args.data is not None else "test")
+    fx = cfg.fx if args.data is None else dataclasses.replace(cfg.fx, data=args.data, pair=cfg.fx.pair)
+    norm = norm_from_spec(ckpt.get("env_spec"))
+    if norm is None and fx.obs_mode == "full":
+        if args.data is not None:
+            raise ValueError(f"--ckpt: {args.ckpt} carries no feature normalisation (an older checkpoint); "
+                             f"it can only be backtested on the data it was trained on")
+        warnings.warn(f"{args.ckpt} carries no feature normalisation: refitting it on the training split of "
+                      f"{fx.data or 'the synthetic market'}", stacklevel=2)
+    out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{split}"
 
     def env_factory() -> Any:
-        return make_fx_eval_env(fx, split=args.split, seed=0, device=args.device)
+        return market.make_fx_eval_env(fx, split=split, seed=0, device=args.device, norm=norm)
 
+    _, policy = loop.load_policy(args.ckpt, device=args.device, env=env_factory())
     result = backtest_report(lambda obs, info: policy(obs), env_factory, out_dir,
-                             periods_per_year=args.periods_per_year, split=args.split,
+                             periods_per_year=args.periods_per_year, split=split,
                              momentum_lookback=args.momentum_lookback)
     print(format_summary(result))
     print(f"report written to {out_dir}")
