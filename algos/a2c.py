@@ -24,7 +24,7 @@ def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, value: torch.Tens
     v_loss = 0.5 * ((value - value_target) ** 2).mean()
     ent = entropy.mean()
     loss = pg_loss + vf_coef * v_loss - ent_coef * ent
-    return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
+    return loss, {"total_loss": loss.detach(), "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
 
 
 @dataclass

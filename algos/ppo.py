@@ -84,6 +84,7 @@ def ppo_loss(
     loss = pg_loss - ent_coef * entropy_mean + vf_coef * v_loss
     with torch.no_grad():
         stats = {
+            "total_loss": loss.detach(),
             "policy_loss": pg_loss.detach(),
             "value_loss": v_loss.detach(),
             "entropy": entropy_mean.detach(),

@@ -35,7 +35,7 @@ from engine.checkpoint import Checkpoints, CheckpointError, read_checkpoint
 from engine.config import config_from_dict, import_class
 from engine.distributions import deterministic_action
 from engine.evaluate import evaluate_episodes
-from engine.events import HookBus
+from engine.events import LEGACY_METRIC_ALIASES, HookBus
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
 from engine.state import rng_state, set_rng_state, to_device
@@ -105,7 +105,7 @@ class Run:
         self.cfg = cfg
         self.fabric = fabric
         self.out_dir = Path(cfg.out_dir)
-        self.bus = HookBus(hooks)
+        self.bus = HookBus(hooks, run=self)
         self.is_global_zero = fabric.is_global_zero
         self.world_size = fabric.world_size
         self.rank = fabric.global_rank
@@ -177,6 +177,11 @@ class Run:
 
     @property
     def policy(self) -> torch.nn.Module:
+        return self.algo.policy
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The policy network (the name a legacy callback's ``trainer.model`` expects)."""
         return self.algo.policy
 
     def policy_fn(self) -> Callable[[Any], torch.Tensor]:
@@ -322,9 +327,12 @@ class Run:
         """The cycle's metrics, reduced across ranks; hooks may add to them; then logged (rank 0)."""
         sps = (self.global_step - self._start_step) / (time.perf_counter() - self._t0)
         metrics = self._cycle_metrics(losses, rollout_s, update_s, sps)
+        for old, new in LEGACY_METRIC_ALIASES.items():  # the old system's names, for legacy hooks only
+            if new in metrics:
+                metrics[old] = metrics[new]
         self.fire("on_metrics_computed", metrics)
         if self.is_global_zero:
-            self.log(metrics)
+            self.log({k: v for k, v in metrics.items() if k not in LEGACY_METRIC_ALIASES})
         self.fire("on_cycle_complete", {"cycle": self.cycle, "global_step": self.global_step, "metrics": metrics})
         return metrics
 
@@ -390,6 +398,7 @@ class Run:
     def _cycle_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float,
                        sps: float) -> dict[str, float]:
         local = {f"train/{k}": float(v) for k, v in losses.items()}
+        local["reward/total"] = float(self.buffer.get(K.REWARD).mean())  # per env step, this cycle's rollout
         metrics = {**self._mean_over_ranks(local), **self._recent_means()}
         metrics.update({
             "episode/count": float(self._episodes_over_ranks()),
