@@ -10,7 +10,8 @@ CSV rows with ``step > S`` and TensorBoard events (``purge_step``), so each step
 * CSV: Fabric's ``CSVLogger`` plus ``hparams.json`` next to ``metrics.csv``.
 * TensorBoard: Fabric's ``TensorBoardLogger``; hyper-parameters go to the HParams tab together
   with the monitored metrics (the tab needs at least one).
-* MLflow: Lightning's ``MLFlowLogger``. Default store: ``sqlite:///<out_dir>/mlflow.db`` with
+* MLflow: Lightning's ``MLFlowLogger`` (params are immutable in MLflow: a continued run logs
+  only new keys, and changed values as tags ``changed/<key>``). Default store: ``sqlite:///<out_dir>/mlflow.db`` with
   artifacts in ``<out_dir>/mlartifacts`` (MLflow 3 refuses a plain ``./mlruns`` file store
   unless ``MLFLOW_ALLOW_FILE_STORE`` is set; a local SQLite file needs no server); any
   tracking URI (``http://host:5000``) with ``--hooks.mlflow-tracking-uri``.
@@ -157,16 +158,33 @@ def make_wandb_logger(save_dir: str | Path, name: str, *, run_id: str | None = N
                                  reinit="create_new", resume="allow")
 
 
+def _mlflow_logger_class() -> type:
+    from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
+
+    class MLFlowLogger(LightningMLFlowLogger):
+        """Lightning's MLFlowLogger for a run that may be continued: MLflow params cannot change, so a later
+        session logs only new keys, and a value that changed as the tag ``changed/<key>``."""
+
+        @rank_zero_only
+        def log_hyperparams(self, params: Any) -> None:
+            flat = flatten_hparams(dict(params))
+            logged = self.experiment.get_run(self.run_id).data.params
+            for key, value in flat.items():
+                if key in logged and logged[key] != str(value)[:250]:
+                    self.experiment.set_tag(self.run_id, f"changed/{key}", str(value)[:250])
+            super().log_hyperparams({k: v for k, v in flat.items() if k not in logged})
+
+    return MLFlowLogger  # same class name as Lightning's: the checkpoint keys logger versions by class name
+
+
 def make_mlflow_logger(out_dir: str | Path, name: str, *, tracking_uri: str | None = None,
                        experiment: str = "fxai", run_id: str | None = None) -> Logger:
     """An MLflow logger: the run ``run_id`` when given (continued), else a new run named ``name``."""
-    from lightning.pytorch.loggers import MLFlowLogger
-
     out_dir = Path(out_dir).resolve()
     uri = tracking_uri or f"sqlite:///{out_dir / 'mlflow.db'}"
     artifacts = None if tracking_uri else (out_dir / "mlartifacts").as_uri()
-    return MLFlowLogger(experiment_name=experiment, run_name=name, tracking_uri=uri, run_id=run_id,
-                        artifact_location=artifacts)
+    return _mlflow_logger_class()(experiment_name=experiment, run_name=name, tracking_uri=uri, run_id=run_id,
+                                  artifact_location=artifacts)
 
 
 def make_loggers(
