@@ -176,3 +176,26 @@ def test_continuous_hook_versions_survive_checkpoints(tmp_path: Path) -> None:
     run3.bus.fire("on_training_end", summary)
     assert len(summary["resume_history"]) == 2 and summary["resumed_from"] == str(second)
     assert not math.isnan(hook3.history[-1]["global_step"])
+
+
+def test_last_by_wall_time(tmp_path: Path) -> None:
+    now = [0.0]
+    hook = CheckpointHook(every_n_cycles=0, save_top_k=0, every_minutes=2.0, clock=lambda: now[0])
+    run = FakeRun(tmp_path, [hook])
+    run.bus.fire("on_training_start", run)
+    for minutes in (0.5, 1.9, 2.1, 3.0, 4.0, 4.2, 9.0):  # the clock at the end of each cycle
+        now[0] = 60.0 * minutes
+        run.cycle_with({})
+    # written at 2.1 (2 minutes after the start, cycle 3), 4.2 (2.1 after that, cycle 6) and 9.0 (cycle 7)
+    assert hook.cycles_seen == 7 and len(run.saves) == 3
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 700
+    steps = []
+    hook2 = CheckpointHook(every_n_cycles=0, save_top_k=0, every_minutes=2.0, clock=lambda: now[0])
+    run2 = FakeRun(tmp_path / "b", [hook2])
+    run2.save_checkpoint = lambda path, best=False: steps.append(run2.global_step) or Path(path)
+    now[0] = 0.0
+    run2.bus.fire("on_training_start", run2)
+    for minutes in (0.5, 1.9, 2.1, 3.0, 4.0, 4.2, 9.0):
+        now[0] = 60.0 * minutes
+        run2.cycle_with({})
+    assert steps == [300, 600, 700]
