@@ -49,14 +49,19 @@ Events, when they fire and their payloads
 ``on_rollout_end({"cycle", "global_step", "buffer"})``
     after collection and GAE; ``buffer`` is the [time, env] TensorDict.
 ``on_update_start({"cycle", "global_step"})`` / ``on_update_end({"cycle", "global_step", "losses"})``
-    around the optimisation phase; ``losses`` is a dict of floats.
+    around the optimisation phase; ``losses`` is a dict of floats. With training phases on
+    (``--hooks.phases``, :mod:`hooks.phases`), the phase hook, first in the list, adds
+    ``"phase": {"name", "index", "changed"}`` to ``on_update_start``'s payload (plus
+    ``"previous"``, ``"reason"``, ``"settings"`` on the update where the phase changed): the
+    announcement of a phase transition every later hook sees.
 ``on_evaluation_start({"cycle", "global_step"})`` / ``on_evaluation_end({"cycle", "global_step", "metrics"})``
     around an evaluation (fired by whoever evaluates, e.g. the evaluation hook).
 ``on_checkpoint_saved({"path", "global_step"})`` / ``on_checkpoint_loaded({"path", "global_step"})``
     after a checkpoint is written / restored.
 ``on_metrics_computed(metrics)``
     once per cycle after the update, with the flat metrics dict (``train/``, ``episode/``,
-    ``perf/``, ... namespaces); hooks may add keys to it before it is logged.
+    ``reward/``, ``perf/``, ``training/`` ... namespaces, plus the legacy aliases); hooks may add
+    keys to it before it is logged.
 ``on_cycle_complete({"cycle", "global_step", "metrics"})``
     last thing in each cycle.
 ``on_training_end(summary)``

@@ -97,3 +97,41 @@ def test_hparams_follow_the_algorithm(tmp_path, algo, section, other) -> None:
                      algo=algo))
     hparams = json.loads(next((tmp_path / "logs" / "csv").rglob("hparams.json")).read_text())
     assert any(k.startswith(section) for k in hparams) and not any(k.startswith(other) for k in hparams)
+
+
+def test_wandb_artifacts_of_the_report_and_best_checkpoint(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hooks.loggers import make_wandb_logger
+    from hooks.wandb_artifacts import WandbArtifactsHook
+
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    (tmp_path / "report").mkdir()
+    plt.plot([0, 1, 0.5])
+    plt.savefig(tmp_path / "report" / "equity_drawdown.png")
+    plt.close()
+    (tmp_path / "report" / "report.json").write_text('{"sharpe": 1.5}')
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("last.ckpt", "step=1-m=2.ckpt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"weights")
+    logger = make_wandb_logger(tmp_path, "fake", run_id="fakerun01")
+    run = SimpleNamespace(is_global_zero=True, fabric=SimpleNamespace(loggers=[logger]), out_dir=tmp_path,
+                          run_id="fakerun01", global_step=64,
+                          checkpoints=SimpleNamespace(best_path=str(tmp_path / "checkpoints" / "step=1-m=2.ckpt")))
+    hook = WandbArtifactsHook()
+    hook.on_training_start(run)
+    summary = {"last_checkpoint": str(tmp_path / "checkpoints" / "last.ckpt")}
+    hook.on_training_end(summary)
+    run_dir = logger.run_dir
+    logger.finalize("success")
+    assert summary["wandb_artifacts"] == ["model-fakerun01", "report-fakerun01"]
+    (data,) = run_dir.glob("run-*.wandb")
+    raw = _wait_for(data, [b"report-fakerun01", b"report/equity_drawdown"])
+    for needle in (b"model-fakerun01", b"best.ckpt", b"last.ckpt", b"report-fakerun01", b"report.json",
+                   b"report/equity_drawdown", b"step-64"):
+        assert needle in raw, needle
