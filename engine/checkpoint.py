@@ -256,5 +256,7 @@ class Checkpoints:
                           f"{run.world_size}: envs and RNGs start fresh", stacklevel=2)
             run.restart_episodes()
         run.resumed_from = {"path": str(path), "global_step": run.global_step}
+        if Path(path).resolve() == (self.directory / f"last{CKPT_SUFFIX}").resolve():
+            self._last_saved = (str(self.directory / f"last{CKPT_SUFFIX}"), run.global_step)  # already on disk
         run.resumes = int((rest.get("run") or {}).get("resumes", 0) or 0) + 1
         run.fire("on_checkpoint_loaded", {"path": str(path), "global_step": run.global_step})

@@ -33,6 +33,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,10 @@ def _inside(path: Path, directory: Path) -> bool:
         return False
 
 
-def _identity(ckpt: dict[str, Any], path: Path) -> RunPlan:
+def _identity(ckpt: dict[str, Any], path: Path, total_steps: int | None = None) -> RunPlan:
+    if total_steps is not None and int(ckpt["global_step"]) >= total_steps:
+        warnings.warn(f"the run continued from {path} is at step {ckpt['global_step']}, already at --total-steps "
+                      f"{total_steps}: nothing to train (raise --total-steps to extend it)", stacklevel=3)
     rec = ckpt.get("run") or {}
     plan = RunPlan(resume_path=path, resume_step=int(ckpt["global_step"]))
     if rec.get("id"):
@@ -147,7 +151,7 @@ def plan_run(cfg: Any) -> RunPlan:
                              f"--out-dir")
         ckpt = read_checkpoint(path)
         check_settings_fit(cfg, ckpt, path)
-        return _identity(ckpt, path)
+        return _identity(ckpt, path, cfg.total_steps)
     latest = find_latest_valid(out)
     if latest is None:
         raise ValueError(f"{where} with no valid checkpoint to continue; start over with --overwrite or choose a "
@@ -164,14 +168,14 @@ def plan_run(cfg: Any) -> RunPlan:
         except CheckpointError as exc:
             raise ValueError(f"--resume best: {exc}") from None
         check_settings_fit(cfg, ckpt, best_path)
-        return _identity(ckpt, best_path)
+        return _identity(ckpt, best_path, cfg.total_steps)
     check_settings_fit(cfg, ckpt, latest)
     if resume is None:
         diffs = config_diff(cfg, ckpt.get("config") or {})
         if diffs:
             shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
             raise ValueError(f"{where} trained with other settings ({shown}); {CHOICES}")
-    return _identity(ckpt, latest)
+    return _identity(ckpt, latest, cfg.total_steps)
 
 
 def env_rank() -> int:

@@ -39,10 +39,10 @@ def test_wandb_offline_one_run_across_a_resume_with_artifacts(tmp_path, monkeypa
     assert second["run_id"] == run_id == read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["run"]["id"]
     assert second["resumes"] == 1
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # one W&B run, resumed
+    assert len(runs) == 2 and all(f"-{run_id}" in r.name for r in runs)  # one W&B run, resumed
     assert first["wandb_artifacts"] == second["wandb_artifacts"] == [f"model-{run_id}"]
     for r in runs:
-        (data,) = r.glob("run-*.wandb")
+        (data,) = r.glob(f"run-{run_id}.wandb")
         raw = _wait_for(data, [f"model-{run_id}".encode(), b"hist/actions"])
         for needle in (f"model-{run_id}".encode(), b"last.ckpt", b"smoke", b"nightly", b"a note for the run",
                        b"hist/actions", b"hist/values", b"train/policy_loss"):
