@@ -170,8 +170,8 @@ class Algorithm(ABC):
         return self.step_accumulated(max_grad_norm, loss)
 
     def step_accumulated(self, max_grad_norm: float, loss: torch.Tensor | None = None) -> tuple[bool, torch.Tensor]:
-        """clip + step on the gradients accumulated since the last step (skipped when not finite), then
-        clear them. Returns (stepped, grad_norm tensor)."""
+        """clip + step on the gradients accumulated since they were last zeroed (skipped, and zeroed,
+        when not finite). Returns (stepped, grad_norm tensor)."""
         grad_norm = self.fabric.clip_gradients(self.policy, self.optimizer, max_norm=max_grad_norm,
                                                error_if_nonfinite=False)
         grad_norm = grad_norm.detach().float() if grad_norm is not None else torch.zeros(())
@@ -189,7 +189,6 @@ class Algorithm(ABC):
             return False, grad_norm
         self.nonfinite_in_a_row = 0
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
         return True, grad_norm
 
     def end_update(self) -> None:

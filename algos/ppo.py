@@ -159,18 +159,21 @@ class PPO(Algorithm):
             ent_coef = entropy_coefficient(cfg, self.progress)
         sums: torch.Tensor | None = None
         n_mb = skipped = n_steps = 0
-        grad_norms = torch.zeros(())
+        acc_grad_norm = torch.zeros(())  # with accumulation: summed over optimizer steps
         epochs_run = 0
         for _epoch in range(cfg.update_epochs):
             epochs_run += 1
             chunks = torch.randperm(batch_size, device=batch.device).split(mb_size)
             for g in range(0, len(chunks), k):
                 group = chunks[g:g + k]
+                accumulate = len(group) > 1
                 adv_mean = adv_std = None
-                if cfg.norm_adv and len(group) > 1:  # normalise over the group: the larger minibatch's statistics
-                    group_adv = leaves[4][torch.cat(group)]
-                    adv_mean, adv_std = group_adv.mean(), group_adv.std()
-                group_kl = torch.zeros(())
+                if accumulate:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if cfg.norm_adv:  # normalise over the group: the larger minibatch's statistics
+                        group_adv = leaves[4][torch.cat(group)]
+                        adv_mean, adv_std = group_adv.mean(), group_adv.std()
+                    group_kl = torch.zeros(())
                 for j, idx in enumerate(group):
                     obs, action, old_log_prob, old_value, adv, value_target = (x[idx] for x in leaves)
                     new_log_prob, entropy, new_value = self.evaluate_actions(obs, action)
@@ -178,17 +181,20 @@ class PPO(Algorithm):
                         adv = normalize_advantages(adv) if adv_mean is None else (adv - adv_mean) / (adv_std + 1e-8)
                     loss, stats = ppo_loss(new_log_prob, old_log_prob, adv, new_value, old_value, value_target,
                                            entropy, clip, cfg.clip_vloss, cfg.vf_coef, ent_coef)
-                    if len(group) == 1:
+                    if not accumulate:
                         stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
+                        skipped += int(not stepped)
+                        stats["grad_norm"] = grad_norm
+                        group_kl = stats["approx_kl"]
                     else:
                         last = j == len(group) - 1
                         self.backward(loss / len(group), sync=last)
-                        stepped, grad_norm = self.step_accumulated(cfg.max_grad_norm, loss) if last else (True, None)
-                    if grad_norm is not None:
-                        skipped += int(not stepped)
-                        grad_norms = grad_norms + grad_norm
-                        n_steps += 1
-                    group_kl = group_kl + stats["approx_kl"] / len(group)
+                        group_kl = group_kl + stats["approx_kl"] / len(group)
+                        if last:
+                            stepped, grad_norm = self.step_accumulated(cfg.max_grad_norm, loss)
+                            skipped += int(not stepped)
+                            acc_grad_norm = acc_grad_norm + grad_norm
+                            n_steps += 1
                     vec = torch.stack([v.float() for v in stats.values()])  # summed on-device, read once
                     sums = vec if sums is None else sums + vec
                     n_mb += 1
@@ -196,6 +202,7 @@ class PPO(Algorithm):
                 break
         self.end_update()
         out = dict(zip(stats.keys(), (sums / n_mb).tolist()))
-        out.update(grad_norm=(grad_norms / max(n_steps, 1)).item(), skipped_updates=float(skipped), clip_coef=clip,
-                   ent_coef=ent_coef, epochs_run=float(epochs_run))
+        if n_steps:
+            out["grad_norm"] = (acc_grad_norm / n_steps).item()
+        out.update(skipped_updates=float(skipped), clip_coef=clip, ent_coef=ent_coef, epochs_run=float(epochs_run))
         return out
