@@ -7,6 +7,7 @@ own with :func:`engine.registry.register_algorithm` / :func:`engine.registry.reg
 
 import gymnasium as gym
 
+import algos.conversions  # noqa: F401  (registers the algorithms' checkpoint conversion steps)
 from algos.a2c import A2C, A2CConfig
 from algos.base import Algorithm, NonFiniteLossError
 from algos.policies import MLPActorCritic, MLPConfig

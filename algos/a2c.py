@@ -7,6 +7,7 @@ is unchanged when you select it with ``--algo a2c`` or run ``python -m engine.a2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tensordict import TensorDict
@@ -24,7 +25,7 @@ def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, value: torch.Tens
     v_loss = 0.5 * ((value - value_target) ** 2).mean()
     ent = entropy.mean()
     loss = pg_loss + vf_coef * v_loss - ent_coef * ent
-    return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
+    return loss, {"total_loss": loss.detach(), "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach()}
 
 
 @dataclass
@@ -32,9 +33,14 @@ class A2CConfig:
     """Advantage Actor-Critic: one synchronous gradient step per rollout."""
 
     learning_rate: float = 7e-4
-    """RMSprop learning rate (annealed linearly to 0 when ``anneal_lr``)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run."""
+    """RMSprop learning rate (the schedule's start, after warmup)."""
+    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate schedule over the run: linear or cosine from learning-rate down to lr-final, or constant
+    (see algos/schedules.py; a resume that changes --total-steps continues it without a jump)."""
+    lr_final: float = 0.0
+    """The learning rate at the end of a linear or cosine schedule (the floor)."""
+    lr_warmup: float = 0.0
+    """Fraction of the run's updates over which the learning rate first rises linearly to learning-rate."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 1.0
@@ -66,9 +72,10 @@ class A2C(Algorithm):
         adv = batch[K.ADVANTAGE]
         if cfg.norm_adv:
             adv = normalize_advantages(adv)
-        loss, stats = a2c_loss(log_prob, adv, value, batch[K.VALUE_TARGET], entropy, cfg.vf_coef, cfg.ent_coef)
+        ent_coef = cfg.ent_coef if self.overrides["ent_coef"] is None else self.overrides["ent_coef"]
+        loss, stats = a2c_loss(log_prob, adv, value, batch[K.VALUE_TARGET], entropy, cfg.vf_coef, ent_coef)
         stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
         self.end_update()
         out = {k: v.item() for k, v in stats.items()}
-        out.update(grad_norm=grad_norm.item(), skipped_updates=float(not stepped))
+        out.update(grad_norm=grad_norm.item(), skipped_updates=float(not stepped), ent_coef=ent_coef)
         return out

@@ -7,8 +7,12 @@ for A2C (or your own) is a matter of subclassing this and registering it with
 ``engine.registry.register_algorithm`` (see ``algos/__init__.py``).
 
 The base class owns what every policy-gradient update shares: the Fabric-wrapped policy
-and optimizer, linear LR annealing, and a guarded optimizer step that skips (and counts)
-updates whose gradients are NaN/Inf and stops the run after too many in a row.
+and optimizer, the run's progress and learning-rate schedule (:mod:`algos.schedules`:
+linear, cosine with a floor or constant, with warmup, continuous across a resume that
+changes ``--total-steps``), *overrides* that a hook may set for the rest of the run (a
+learning-rate scale, the entropy bonus, the clip range: the training-phase hook uses them),
+and a guarded optimizer step that skips (and counts) updates whose gradients are NaN/Inf and
+stops the run after too many in a row.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tensordict import TensorDict
 from lightning.fabric.plugins.precision import MixedPrecision, Precision
 from torch import nn
 
+from algos.schedules import LR_SCHEDULES, LRSchedule
 from engine.distributions import deterministic_action, make_distribution
 
 
@@ -37,6 +42,8 @@ def need(ok: bool, flag: str, msg: str) -> None:
 
 class Algorithm(ABC):
     name: str = "base"
+    OVERRIDES: tuple[str, ...] = ("lr_scale", "ent_coef")
+    """What :meth:`set_overrides` accepts for this algorithm."""
 
     def __init__(self, cfg: Any, policy: nn.Module, action_space: gym.Space, fabric: Any,
                  num_updates: int, max_nonfinite: int = 5) -> None:
@@ -57,10 +64,30 @@ class Algorithm(ABC):
         # (measured), so the update then calls the module itself under fabric.autocast().
         plain = fabric.world_size == 1 and type(fabric.strategy.precision) in (Precision, MixedPrecision)
         self._train_forward = self._raw_policy if plain else self.policy
-        anneal = getattr(cfg, "anneal_lr", False)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda u: max(0.0, 1.0 - u / self.num_updates) if anneal else 1.0
-        )
+        self.overrides: dict[str, float | None] = {name: None for name in self.OVERRIDES}
+        self.lr_schedule = LRSchedule(getattr(cfg, "lr_schedule", "constant"), cfg.learning_rate,
+                                      getattr(cfg, "lr_final", 0.0), getattr(cfg, "lr_warmup", 0.0), self.num_updates)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda u: self._lr_factor(u))
+
+    def _lr_factor(self, update: int) -> float:
+        scale = self.overrides.get("lr_scale")
+        return self.lr_schedule.factor(update) * (1.0 if scale is None else scale)
+
+    def _apply_lr(self) -> None:
+        """Set every param group's learning rate for the current update (after a load or an override)."""
+        factor = self._lr_factor(self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def set_overrides(self, **values: float | None) -> None:
+        """Override settings for the coming updates (``None`` = back to the configured schedule):
+        ``lr_scale`` multiplies the scheduled learning rate; ``ent_coef`` (and for PPO ``clip_coef``)
+        replace the configured (annealed) value. Part of the algorithm's state (checkpointed)."""
+        unknown = sorted(set(values) - set(self.OVERRIDES))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no override {unknown}; it accepts {list(self.OVERRIDES)}")
+        self.overrides.update(values)
+        self._apply_lr()
 
     @classmethod
     def check_config(cls, cfg: Any, batch_size: int, prefix: str) -> None:
@@ -69,6 +96,12 @@ class Algorithm(ABC):
         need(0 < cfg.gamma <= 1, f"{prefix}.gamma", f"must be in (0, 1] (got {cfg.gamma})")
         need(0 <= cfg.gae_lambda <= 1, f"{prefix}.gae-lambda", f"must be in [0, 1] (got {cfg.gae_lambda})")
         need(cfg.learning_rate > 0, f"{prefix}.learning-rate", f"must be > 0 (got {cfg.learning_rate})")
+        if hasattr(cfg, "lr_schedule"):
+            need(cfg.lr_schedule in LR_SCHEDULES, f"{prefix}.lr-schedule",
+                 f"must be one of {', '.join(LR_SCHEDULES)} (got {cfg.lr_schedule!r})")
+            need(0 <= cfg.lr_final <= cfg.learning_rate, f"{prefix}.lr-final",
+                 f"must be in [0, learning-rate = {cfg.learning_rate}] (got {cfg.lr_final})")
+            need(0 <= cfg.lr_warmup < 1, f"{prefix}.lr-warmup", f"must be in [0, 1) (got {cfg.lr_warmup})")
 
     @abstractmethod
     def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer: ...
@@ -108,12 +141,22 @@ class Algorithm(ABC):
     # -- shared update machinery -----------------------------------------------------------
     @property
     def progress(self) -> float:
-        """Fraction of the run's updates already done (0 at the start, 1 at the end)."""
-        return min(1.0, self.scheduler.last_epoch / self.num_updates)
+        """The run's progress in [0, 1] (see :mod:`algos.schedules`; continuous across resumes)."""
+        return self.lr_schedule.progress.at(self.scheduler.last_epoch)
 
     @property
     def lr_fraction(self) -> float:
-        return self.scheduler.get_last_lr()[0] / self.optimizer.param_groups[0]["initial_lr"]
+        """The scheduled learning rate as a fraction of ``learning_rate`` (without an ``lr_scale`` override)."""
+        return self.lr_schedule.factor(self.scheduler.last_epoch)
+
+    def backward(self, loss: torch.Tensor, sync: bool = True) -> None:
+        """Add ``loss``'s gradients to the accumulated ones; ``sync=False`` skips DDP's all-reduce
+        (gradient accumulation: only the last backward before a step needs it)."""
+        if sync or self.fabric.world_size == 1:
+            self.fabric.backward(loss)
+        else:
+            with self.fabric.no_backward_sync(self.policy):
+                self.fabric.backward(loss)
 
     def optimizer_step(self, loss: torch.Tensor, max_grad_norm: float) -> tuple[bool, torch.Tensor]:
         """backward + clip + step; skips the step when the gradients are not finite.
@@ -124,6 +167,11 @@ class Algorithm(ABC):
         """
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
+        return self.step_accumulated(max_grad_norm, loss)
+
+    def step_accumulated(self, max_grad_norm: float, loss: torch.Tensor | None = None) -> tuple[bool, torch.Tensor]:
+        """clip + step on the gradients accumulated since they were last zeroed (skipped, and zeroed,
+        when not finite). Returns (stepped, grad_norm tensor)."""
         grad_norm = self.fabric.clip_gradients(self.policy, self.optimizer, max_norm=max_grad_norm,
                                                error_if_nonfinite=False)
         grad_norm = grad_norm.detach().float() if grad_norm is not None else torch.zeros(())
@@ -134,7 +182,8 @@ class Algorithm(ABC):
             if self.nonfinite_in_a_row >= self.max_nonfinite:
                 raise NonFiniteLossError(
                     f"{self.nonfinite_in_a_row} consecutive updates had a non-finite loss or gradient "
-                    f"(limit --max-nonfinite-updates={self.max_nonfinite}); last loss={loss.item()}, "
+                    f"(limit --max-nonfinite-updates={self.max_nonfinite}); "
+                    f"last loss={loss.item() if loss is not None else 'n/a'}, "
                     f"grad_norm={grad_norm.item()}. Try a lower learning rate, --norm-obs, or --detect-anomaly."
                 )
             return False, grad_norm
@@ -148,11 +197,21 @@ class Algorithm(ABC):
     def state_dict(self) -> dict[str, Any]:
         return {
             "scheduler": self.scheduler.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+            "overrides": {k: v for k, v in self.overrides.items() if v is not None},
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
             "nonfinite_total": self.nonfinite_total,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore, then re-plan the schedule continuously when this run's horizon differs (see
+        :mod:`algos.schedules`) and set the learning rate for the current update."""
         self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        if self.lr_schedule.progress.horizon != self.num_updates:
+            self.lr_schedule.progress.replan(self.scheduler.last_epoch, self.num_updates)
+        self.overrides = {name: None for name in self.OVERRIDES}
+        self.overrides.update({k: float(v) for k, v in state.get("overrides", {}).items() if k in self.overrides})
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         self.nonfinite_total = int(state["nonfinite_total"])
+        self._apply_lr()

@@ -2,12 +2,14 @@
 
 ``ppo_loss`` is a pure function (unit-tested with known values); ``PPO.update`` runs
 ``update_epochs`` passes of shuffled minibatches (``randperm(...).split(...)``) with an
-optional target-KL early stop.
+optional target-KL early stop, and optional gradient accumulation over groups of
+consecutive minibatches (``accumulate_grad_batches``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tensordict import TensorDict
@@ -22,9 +24,14 @@ class PPOConfig:
     """Proximal Policy Optimisation (clipped surrogate)."""
 
     learning_rate: float = 2.5e-4
-    """Adam learning rate (annealed linearly to 0 when ``anneal_lr``)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run."""
+    """Adam learning rate (the schedule's start, after warmup)."""
+    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate schedule over the run: linear or cosine from learning-rate down to lr-final, or constant
+    (see algos/schedules.py; a resume that changes --total-steps continues it without a jump)."""
+    lr_final: float = 0.0
+    """The learning rate at the end of a linear or cosine schedule (the floor)."""
+    lr_warmup: float = 0.0
+    """Fraction of the run's updates over which the learning rate first rises linearly to learning-rate."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -55,6 +62,10 @@ class PPOConfig:
     """Global gradient-norm clip (``fabric.clip_gradients``)."""
     target_kl: float | None = None
     """Stop the epochs of an update early once the approximate KL exceeds this."""
+    accumulate_grad_batches: int = 1
+    """Gradient accumulation: sum the gradients of this many consecutive minibatches (losses scaled by 1/k) and
+    step once per group, the same update as num-minibatches / k minibatches (advantages normalised over the
+    group) computed in smaller pieces (less memory). num-minibatches must be divisible by it."""
 
 
 def ppo_loss(
@@ -84,6 +95,7 @@ def ppo_loss(
     loss = pg_loss - ent_coef * entropy_mean + vf_coef * v_loss
     with torch.no_grad():
         stats = {
+            "total_loss": loss.detach(),
             "policy_loss": pg_loss.detach(),
             "value_loss": v_loss.detach(),
             "entropy": entropy_mean.detach(),
@@ -110,6 +122,7 @@ def entropy_coefficient(cfg: PPOConfig, progress: float) -> float:
 
 class PPO(Algorithm):
     name = "ppo"
+    OVERRIDES = ("lr_scale", "ent_coef", "clip_coef")
 
     @classmethod
     def check_config(cls, cfg: PPOConfig, batch_size: int, prefix: str = "--ppo") -> None:
@@ -124,6 +137,9 @@ class PPO(Algorithm):
              f"must be >= 0 (got {cfg.ent_coef_final})")
         need(0 <= cfg.ent_anneal_start < 1, f"{prefix}.ent-anneal-start",
              f"must be in [0, 1) (got {cfg.ent_anneal_start})")
+        need(cfg.accumulate_grad_batches >= 1 and cfg.num_minibatches % cfg.accumulate_grad_batches == 0,
+             f"{prefix}.accumulate-grad-batches",
+             f"must be >= 1 and divide num-minibatches = {cfg.num_minibatches} (got {cfg.accumulate_grad_batches})")
 
     def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(policy.parameters(), lr=self.cfg.learning_rate, eps=1e-5)
@@ -134,29 +150,59 @@ class PPO(Algorithm):
         leaves = [batch.get(k) for k in (K.OBS, K.ACTION, K.LOG_PROB, K.VALUE, K.ADVANTAGE, K.VALUE_TARGET)]
         batch_size = batch.shape[0]
         mb_size = max(1, batch_size // cfg.num_minibatches)
-        clip = cfg.clip_coef * (self.lr_fraction if cfg.anneal_clip else 1.0)
-        ent_coef = entropy_coefficient(cfg, self.progress)
+        k = cfg.accumulate_grad_batches
+        clip = self.overrides["clip_coef"]
+        if clip is None:
+            clip = cfg.clip_coef * (self.lr_fraction if cfg.anneal_clip else 1.0)
+        ent_coef = self.overrides["ent_coef"]
+        if ent_coef is None:
+            ent_coef = entropy_coefficient(cfg, self.progress)
         sums: torch.Tensor | None = None
-        n_mb = skipped = 0
+        n_mb = skipped = n_steps = 0
+        acc_grad_norm = torch.zeros(())  # with accumulation: summed over optimizer steps
         epochs_run = 0
         for _epoch in range(cfg.update_epochs):
             epochs_run += 1
-            for idx in torch.randperm(batch_size, device=batch.device).split(mb_size):
-                obs, action, old_log_prob, old_value, adv, value_target = (x[idx] for x in leaves)
-                new_log_prob, entropy, new_value = self.evaluate_actions(obs, action)
-                if cfg.norm_adv:
-                    adv = normalize_advantages(adv)
-                loss, stats = ppo_loss(new_log_prob, old_log_prob, adv, new_value, old_value, value_target, entropy,
-                                       clip, cfg.clip_vloss, cfg.vf_coef, ent_coef)
-                stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
-                skipped += int(not stepped)
-                stats["grad_norm"] = grad_norm
-                vec = torch.stack([v.float() for v in stats.values()])  # summed on-device, read once
-                sums = vec if sums is None else sums + vec
-                n_mb += 1
-            if cfg.target_kl is not None and stats["approx_kl"].item() > cfg.target_kl:
+            chunks = torch.randperm(batch_size, device=batch.device).split(mb_size)
+            for g in range(0, len(chunks), k):
+                group = chunks[g:g + k]
+                accumulate = len(group) > 1
+                adv_mean = adv_std = None
+                if accumulate:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if cfg.norm_adv:  # normalise over the group: the larger minibatch's statistics
+                        group_adv = leaves[4][torch.cat(group)]
+                        adv_mean, adv_std = group_adv.mean(), group_adv.std()
+                    group_kl = torch.zeros(())
+                for j, idx in enumerate(group):
+                    obs, action, old_log_prob, old_value, adv, value_target = (x[idx] for x in leaves)
+                    new_log_prob, entropy, new_value = self.evaluate_actions(obs, action)
+                    if cfg.norm_adv:
+                        adv = normalize_advantages(adv) if adv_mean is None else (adv - adv_mean) / (adv_std + 1e-8)
+                    loss, stats = ppo_loss(new_log_prob, old_log_prob, adv, new_value, old_value, value_target,
+                                           entropy, clip, cfg.clip_vloss, cfg.vf_coef, ent_coef)
+                    if not accumulate:
+                        stepped, grad_norm = self.optimizer_step(loss, cfg.max_grad_norm)
+                        skipped += int(not stepped)
+                        stats["grad_norm"] = grad_norm
+                        group_kl = stats["approx_kl"]
+                    else:
+                        last = j == len(group) - 1
+                        self.backward(loss / len(group), sync=last)
+                        group_kl = group_kl + stats["approx_kl"] / len(group)
+                        if last:
+                            stepped, grad_norm = self.step_accumulated(cfg.max_grad_norm, loss)
+                            skipped += int(not stepped)
+                            acc_grad_norm = acc_grad_norm + grad_norm
+                            n_steps += 1
+                    vec = torch.stack([v.float() for v in stats.values()])  # summed on-device, read once
+                    sums = vec if sums is None else sums + vec
+                    n_mb += 1
+            if cfg.target_kl is not None and group_kl.item() > cfg.target_kl:
                 break
         self.end_update()
         out = dict(zip(stats.keys(), (sums / n_mb).tolist()))
+        if n_steps:
+            out["grad_norm"] = (acc_grad_norm / n_steps).item()
         out.update(skipped_updates=float(skipped), clip_coef=clip, ent_coef=ent_coef, epochs_run=float(epochs_run))
         return out

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable
 
 import algos  # noqa: F401  (registers ppo, a2c, mlp, transformer)
+import configs.conversions  # noqa: F401  (registers the config tree's checkpoint conversion steps)
 import envs.fx.family  # noqa: F401  (registers --env fx)
 from configs.fx import fx, fx_h1, fx_m15, fx_randomwalk, preset_for_data
 from configs.gym import cartpole, cartpole_a2c, gym

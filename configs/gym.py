@@ -8,8 +8,9 @@ from algos import A2CConfig, PPOConfig
 from configs.train import TrainConfig
 from hooks.config import HooksConfig
 
-# gymnasium envs: no validation split, so hooks monitor the training return
-_GYM_HOOKS = HooksConfig(monitor="episode/return_mean", eval_every=0, checkpoint_every=0, save_top_k=0)
+# gymnasium envs: no validation split, so hooks monitor the training return; last.ckpt every 10 cycles and
+# every 10 minutes (the defaults), no top-k files
+_GYM_HOOKS = HooksConfig(monitor="episode/return_mean", eval_every=0, save_top_k=0)
 
 
 def gym() -> TrainConfig:

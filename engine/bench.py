@@ -85,7 +85,7 @@ def bare_ppo(cfg: TrainConfig, cpu: bool = True) -> float:
     clock = time.process_time if cpu else time.perf_counter
     step, t0 = 0, clock()
     for update in range(num_updates):
-        if p.anneal_lr:
+        if p.lr_schedule == "linear":
             opt.param_groups[0]["lr"] = p.learning_rate * (1.0 - update / num_updates)
         for t in range(T):
             with torch.no_grad():

@@ -10,12 +10,15 @@ file ``--resume`` means, and whether a file fits a run.
   SIGKILL) mid-write never leaves a half-written file under the final name.
 * Every value is a tensor, number, string or container of those (RNG states are tensors), so
   a checkpoint loads with ``torch.load(weights_only=True)``: no pickled code runs.
+* Older formats are converted when read (:mod:`engine.formats`; ``python -m engine.convert``
+  writes the converted file).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,15 +27,13 @@ import torch
 
 from engine import registry
 from engine.config import class_path, config_to_dict
+from engine.formats import CHECKPOINT_FORMAT, convert_checkpoint
 from engine.state import to_cpu
 
 if TYPE_CHECKING:
     from engine.loop import Run
 
 CKPT_SUFFIX = ".ckpt"
-CHECKPOINT_FORMAT = 2
-"""1: the first format; 2: adds ``config_class`` (the config tree's class, so a checkpoint alone rebuilds its
-config) and ``env_spec`` (what the env family needs to rebuild the policy's inputs without the training data)."""
 
 
 class CheckpointError(RuntimeError):
@@ -69,8 +70,11 @@ def save_atomic(fabric: Any, path: str | os.PathLike, state: dict[str, Any]) -> 
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file into a plain dict, or raise :class:`CheckpointError` naming it."""
+def read_checkpoint(path: str | os.PathLike, convert: bool = True) -> dict[str, Any]:
+    """Load a checkpoint file into a plain dict, or raise :class:`CheckpointError` naming it.
+
+    An older format is converted to the current one (``convert=False``: as stored); the dict
+    then holds ``"converted_from"`` (the format of the file)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -80,6 +84,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or "global_step" not in ckpt:
         raise CheckpointError(f"checkpoint {path} is not an FxAI checkpoint (no 'global_step' entry)")
+    if convert:
+        try:
+            ckpt, found = convert_checkpoint(ckpt)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} cannot be converted to the current format: {exc}") from exc
+        if found != CHECKPOINT_FORMAT:
+            ckpt["converted_from"] = found
     return ckpt
 
 
@@ -143,6 +154,7 @@ class Checkpoints:
         self.run = run
         self.directory = Path(run.out_dir) / "checkpoints"
         self.last_path: Path | None = None
+        self.best_path: str | None = None  # the best checkpoint so far (hooks say which: save(..., best=True))
         self._last_saved: tuple[str, int] | None = None  # (path, global_step) of the newest write
 
     def meta(self) -> dict[str, Any]:
@@ -168,6 +180,8 @@ class Checkpoints:
             torch.distributed.all_gather_object(ranks, local)
         return {
             "format": CHECKPOINT_FORMAT,
+            "run": run.run_record(),
+            "best_checkpoint": self.best_path,
             "policy": run.algo.policy,
             "optimizer": run.algo.optimizer,
             "algo": run.algo,
@@ -186,13 +200,23 @@ class Checkpoints:
             "world_size": run.world_size,
         }
 
-    def save(self, path: str | os.PathLike) -> Path | None:
-        """Atomic save of the full state; refuses (warns, returns None) a model with NaN/Inf weights."""
+    def save(self, path: str | os.PathLike, best: bool = False) -> Path | None:
+        """Atomic save of the full state; refuses (warns, returns None) a model with NaN/Inf weights.
+
+        ``best=True``: this file becomes the run's best checkpoint (what ``--resume best`` continues;
+        recorded in this and every later checkpoint)."""
         run = self.run
         if not all(torch.isfinite(p).all() for p in run.algo.policy.parameters()):
             warnings.warn(f"not writing checkpoint {path}: the model has NaN/Inf parameters", stacklevel=2)
             return None
-        path = save_atomic(run.fabric, path, self.state())
+        previous_best = self.best_path
+        if best:
+            self.best_path = str(path)
+        try:
+            path = save_atomic(run.fabric, path, self.state())
+        except BaseException:
+            self.best_path = previous_best
+            raise
         self._last_saved = (str(path), run.global_step)
         if path.name == "last" + CKPT_SUFFIX:
             self.last_path = path
@@ -212,11 +236,18 @@ class Checkpoints:
         ckpt = read_checkpoint(path)
         check_fits(path, ckpt.get("meta", {}), self.meta())
         state = {"policy": run.algo.policy, "optimizer": run.algo.optimizer, "algo": run.algo}
-        rest = run.fabric.load(path, state, strict=False)
+        if "converted_from" in ckpt:  # an older format: Fabric loads the converted copy
+            with tempfile.TemporaryDirectory() as tmp:
+                converted = Path(tmp) / Path(path).name
+                torch.save(ckpt, converted)
+                rest = run.fabric.load(converted, state, strict=False)
+        else:
+            rest = run.fabric.load(path, state, strict=False)
         if run.normalizer is not None and rest.get("obs_norm") is not None:
             run.normalizer.load_state_dict(rest["obs_norm"])
         run.bus.load_state_dict(rest.get("hooks", {}))
         run.global_step, run.cycle, run.episodes = rest["global_step"], rest["cycle"], rest["episodes"]
+        self.best_path = rest.get("best_checkpoint")
         run.recent_returns.extend(rest["recent_returns"])
         run.recent_lengths.extend(rest["recent_lengths"])
         ranks = rest["ranks"]
@@ -227,4 +258,7 @@ class Checkpoints:
                           f"{run.world_size}: envs and RNGs start fresh", stacklevel=2)
             run.restart_episodes()
         run.resumed_from = {"path": str(path), "global_step": run.global_step}
+        if Path(path).resolve() == (self.directory / f"last{CKPT_SUFFIX}").resolve():
+            self._last_saved = (str(self.directory / f"last{CKPT_SUFFIX}"), run.global_step)  # already on disk
+        run.resumes = int((rest.get("run") or {}).get("resumes", 0) or 0) + 1
         run.fire("on_checkpoint_loaded", {"path": str(path), "global_step": run.global_step})

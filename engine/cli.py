@@ -23,7 +23,8 @@ from configs import TrainConfig, presets, refine
 from engine import registry
 from engine.checkpoint import CheckpointError
 from engine.launch import launch
-from hooks.factory import build_default_hooks
+from engine.rundir import RunPlan, env_rank
+from hooks.factory import build_default_hooks, build_final_hooks
 from hooks.loggers import make_loggers
 
 
@@ -58,17 +59,33 @@ def _parse(defaults: dict[str, TrainConfig], table: dict[str, Any], args: list[s
 
 
 def build_hooks(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> list[Any]:
-    """Built-in hooks (``--hooks.*``), then the env family's (e.g. the FX report), then ``hooks``."""
+    """Built-in hooks (``--hooks.*``), then the env family's (e.g. the FX report), then the built-in
+    hooks that use what those wrote (W&B artifacts of the report), then ``hooks``."""
     builtin = build_default_hooks(cfg.hooks, has_eval=True) if cfg.builtin_hooks else []
+    final = build_final_hooks(cfg.hooks) if cfg.builtin_hooks else []
     family = registry.env_family(cfg.env)
-    return [*builtin, *(family.end_hooks(cfg) if family is not None else []), *hooks]
+    return [*builtin, *(family.end_hooks(cfg) if family is not None else []), *final, *hooks]
+
+
+def loggers_for(cfg: TrainConfig) -> Any:
+    """The loggers ``cfg`` asks for, as a function of the run plan (a continued run continues its logs)."""
+    h = cfg.hooks
+    metric_names = tuple(dict.fromkeys(m for m in (h.monitor, "episode/return_mean")
+                                       if h.eval_every > 0 or not m.startswith("val/")))
+
+    def make(plan: RunPlan) -> list[Any]:
+        return make_loggers(h.loggers, cfg.out_dir, Path(cfg.out_dir).name, run_id=plan.run_id, version=plan.version,
+                            resume_step=plan.resume_step, versions=plan.loggers, online=h.wandb_online,
+                            project=h.wandb_project, tags=h.wandb_tags, notes=h.wandb_notes,
+                            mlflow_tracking_uri=h.mlflow_tracking_uri, mlflow_experiment=h.mlflow_experiment,
+                            hparam_metrics=metric_names, is_global_zero=env_rank() == 0)
+
+    return make
 
 
 def train(cfg: TrainConfig, hooks: Iterable[Any] = ()) -> dict[str, Any]:
     """Train with ``cfg``; ``hooks`` run after the built-in ones. Returns the summary dict."""
-    loggers = make_loggers(cfg.hooks.loggers, cfg.out_dir, Path(cfg.out_dir).name,
-                           online=cfg.hooks.wandb_online, project=cfg.hooks.wandb_project)
-    return launch(cfg, build_hooks(cfg, hooks), loggers)
+    return launch(cfg, build_hooks(cfg, hooks), loggers_for(cfg))
 
 
 def main(argv: Sequence[str] | None = None, algo: str = "ppo", description: str | None = None) -> dict[str, Any]:

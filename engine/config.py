@@ -15,7 +15,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import tyro
 
@@ -25,6 +25,10 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 @dataclass
 class RunConfig:
     """Train an RL agent with an explicit rollout -> GAE -> minibatch-epoch loop on Lightning Fabric."""
+
+    SESSION_FIELDS: ClassVar[tuple[str, ...]] = ("total_steps", "out_dir", "resume", "overwrite", "threads",
+                                                 "detect_anomaly", "max_nonfinite_updates", "accelerator")
+    """Fields a later session of the same run may change (see :func:`config_diff`)."""
 
     env: str = "CartPole-v1"
     """A registered env family or any gymnasium id."""
@@ -60,7 +64,13 @@ class RunConfig:
     out_dir: str = "runs/default"
     """Run directory: summary.json, checkpoints/, logs, reports."""
     resume: str | None = None
-    """Checkpoint path to continue from, or ``auto`` for the newest valid one in ``out_dir`` (fresh start if none)."""
+    """What to continue when --out-dir holds a run. Not given: the newest valid checkpoint if the run's settings
+    match this command's (all but total-steps, out-dir, threads and other per-session flags; a larger total-steps
+    extends the run), else refuse with the differences. ``auto``: the newest valid checkpoint, with this command's
+    settings. ``best``: the run's best checkpoint (top-k by --hooks.monitor). A path: that checkpoint (of this
+    out dir; into an empty out dir it starts a new run from it). A fresh run when the out dir holds none."""
+    overwrite: bool = False
+    """Start over: remove the run already in --out-dir (checkpoints, summary, logs, reports) first."""
     max_nonfinite_updates: int = 5
     """Stop with an error after this many consecutive updates skipped for NaN/Inf loss or gradients."""
     detect_anomaly: bool = False
@@ -116,6 +126,39 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_diff(cfg: Any, old: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"name: old -> new"`` for every field of dataclass ``cfg`` that differs from the dict ``old``
+    (:func:`config_to_dict` of an earlier config), skipping each dataclass's ``SESSION_FIELDS``. A field
+    ``old`` lacks (added since) counts as its default."""
+    out: list[str] = []
+    skip = getattr(type(cfg), "SESSION_FIELDS", ())
+    for f in dataclasses.fields(cfg):
+        if f.name in skip:
+            continue
+        new, name = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if f.name not in old:
+            if f.default is not dataclasses.MISSING:
+                was = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                was = f.default_factory()
+            else:
+                continue
+            was = config_to_dict(was) if dataclasses.is_dataclass(was) else was
+        else:
+            was = old[f.name]
+        if dataclasses.is_dataclass(new) and isinstance(was, dict):
+            out += config_diff(new, was, f"{name}.")
+        elif _plain(new) != _plain(was):
+            out.append(f"{name}: {was!r} -> {new!r}")
+    return out
 
 
 def _is_tuple_hint(hint: Any) -> bool:

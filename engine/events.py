@@ -2,9 +2,22 @@
 
 A *hook* is any object with some of the 16 ``on_*`` methods below (a class with only
 ``on_episode_end`` is a valid hook). The engine fires each event with **one explicit
-payload** (a plain ``dict``, never ``locals()``); a method that takes no argument besides
-``self`` is called with none, so legacy callbacks such as ``def on_training_start(self)``
-or ``def on_episode_end(self, episode_info)`` plug in unchanged.
+payload** (a plain ``dict``, never ``locals()``). How a method is called depends on how many
+positional arguments besides ``self`` it *requires*, decided once when the bus is built:
+
+* none (``def on_training_start(self)``, or only defaulted ones): called with nothing;
+* one (``def on_episode_end(self, episode_info)``, or ``*args``): called with the payload;
+* two, the old system's ``(trainer, payload)`` form (``def on_cycle_complete(self, trainer,
+  metrics)``): called with ``(run, legacy payload)``, where ``run`` is the
+  :class:`engine.loop.Run` (a legacy *trainer*: ``run.model``, ``run.save_checkpoint``,
+  ``run.global_step`` ...) and the legacy payload is the event's payload, except for
+  ``on_cycle_complete``, whose legacy payload is the cycle's **metrics dict** (what the old
+  system passed), and ``on_training_start``, whose payload is the run itself;
+* more: rejected when the bus is built (before any work), naming the hook and method.
+
+Legacy metric names: the metrics dict the hooks see also holds the old system's names
+(:data:`LEGACY_METRIC_ALIASES`: ``episode_reward_mean``, ``timesteps_total`` ...), copies of
+the engine's values; they are not sent to the loggers.
 
 Any hook can stop training: return ``False`` from any event method, or call
 ``run.request_stop(reason)`` on the run object handed over in ``on_training_start``.
@@ -36,14 +49,19 @@ Events, when they fire and their payloads
 ``on_rollout_end({"cycle", "global_step", "buffer"})``
     after collection and GAE; ``buffer`` is the [time, env] TensorDict.
 ``on_update_start({"cycle", "global_step"})`` / ``on_update_end({"cycle", "global_step", "losses"})``
-    around the optimisation phase; ``losses`` is a dict of floats.
+    around the optimisation phase; ``losses`` is a dict of floats. With training phases on
+    (``--hooks.phases``, :mod:`hooks.phases`), the phase hook, first in the list, adds
+    ``"phase": {"name", "index", "changed"}`` to ``on_update_start``'s payload (plus
+    ``"previous"``, ``"reason"``, ``"settings"`` on the update where the phase changed): the
+    announcement of a phase transition every later hook sees.
 ``on_evaluation_start({"cycle", "global_step"})`` / ``on_evaluation_end({"cycle", "global_step", "metrics"})``
     around an evaluation (fired by whoever evaluates, e.g. the evaluation hook).
 ``on_checkpoint_saved({"path", "global_step"})`` / ``on_checkpoint_loaded({"path", "global_step"})``
     after a checkpoint is written / restored.
 ``on_metrics_computed(metrics)``
     once per cycle after the update, with the flat metrics dict (``train/``, ``episode/``,
-    ``perf/``, ... namespaces); hooks may add keys to it before it is logged.
+    ``reward/``, ``perf/``, ``training/`` ... namespaces, plus the legacy aliases); hooks may add
+    keys to it before it is logged.
 ``on_cycle_complete({"cycle", "global_step", "metrics"})``
     last thing in each cycle.
 ``on_training_end(summary)``
@@ -75,6 +93,15 @@ EVENTS: tuple[str, ...] = (
     "on_cycle_complete",
 )
 _EVENT_SET = frozenset(EVENTS)
+
+LEGACY_METRIC_ALIASES: dict[str, str] = {
+    "episode_reward_mean": "episode/return_mean",
+    "episode_len_mean": "episode/length_mean",
+    "episodes_total": "episode/count",
+    "timesteps_total": "global_step",
+    "training_iteration": "cycle",
+}
+"""Old metric name -> the engine's key it copies (added to the hooks' metrics dict, never logged)."""
 
 
 class Hook:
@@ -109,13 +136,36 @@ def _is_noop(hook: Any, name: str) -> bool:
     return impl is not None and impl is getattr(Hook, name)
 
 
-def _wants_payload(fn: Callable) -> bool:
-    params = [
-        p
-        for p in inspect.signature(fn).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return len(params) > 0
+NO_ARG, PAYLOAD, RUN_AND_PAYLOAD = 0, 1, 2
+"""How a hook method is called: ``fn()``, ``fn(payload)`` or ``fn(run, legacy_payload)``."""
+
+
+def call_mode(hook: Any, event: str, fn: Callable) -> int:
+    """:data:`NO_ARG`, :data:`PAYLOAD` or :data:`RUN_AND_PAYLOAD` from ``fn``'s signature; ValueError otherwise."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return PAYLOAD
+    required = sum(p.default is p.empty for p in params)
+    kw_required = [p.name for p in inspect.signature(fn).parameters.values()
+                   if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    if required <= 1 and not kw_required:
+        return PAYLOAD if params else NO_ARG
+    if required == 2 and not kw_required:
+        return RUN_AND_PAYLOAD
+    raise ValueError(
+        f"hook {type(hook).__name__}.{event} requires {required} positional argument(s)"
+        f"{' and keyword-only ' + ', '.join(kw_required) if kw_required else ''}; an event method takes "
+        f"none, (payload) or the legacy (run, payload)"
+    )
+
+
+def legacy_payload(event: str, payload: Any) -> Any:
+    """What the second argument of a legacy ``(run, payload)`` method is: the metrics dict for
+    ``on_cycle_complete``, the payload itself for every other event."""
+    if event == "on_cycle_complete" and isinstance(payload, dict) and "metrics" in payload:
+        return payload["metrics"]
+    return payload
 
 
 class HookBus:
@@ -123,18 +173,20 @@ class HookBus:
 
     ``fire(event, payload)`` calls every hook that implements ``event`` in registration
     order and returns ``True`` when any of them asked to stop (returned ``False``).
+    ``run`` is what legacy two-argument methods receive first (set by the run that owns the bus).
     """
 
-    def __init__(self, hooks: Iterable[Any] = ()) -> None:
+    def __init__(self, hooks: Iterable[Any] = (), run: Any = None) -> None:
         self.hooks: list[Any] = list(hooks)
-        self._table: dict[str, list[tuple[Callable, bool]]] = {e: [] for e in EVENTS}
+        self.run = run
+        self._table: dict[str, list[tuple[Callable, int]]] = {e: [] for e in EVENTS}
         for hook in self.hooks:
             self._check_names(hook)
             for event in EVENTS:
                 fn = getattr(hook, event, None)
                 if fn is None or not callable(fn) or _is_noop(hook, event):
                     continue
-                self._table[event].append((fn, _wants_payload(fn)))
+                self._table[event].append((fn, call_mode(hook, event, fn)))
 
     @staticmethod
     def _check_names(hook: Any) -> None:
@@ -155,8 +207,13 @@ class HookBus:
 
     def fire(self, event: str, payload: Any = None) -> bool:
         stop = False
-        for fn, wants in self._table[event]:
-            result = fn(payload) if wants else fn()
+        for fn, mode in self._table[event]:
+            if mode == PAYLOAD:
+                result = fn(payload)
+            elif mode == NO_ARG:
+                result = fn()
+            else:
+                result = fn(self.run, legacy_payload(event, payload))
             if result is False:
                 stop = True
         return stop

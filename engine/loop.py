@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from engine.checkpoint import Checkpoints, CheckpointError, read_checkpoint
 from engine.config import config_from_dict, import_class
 from engine.distributions import deterministic_action
 from engine.evaluate import evaluate_episodes
-from engine.events import HookBus
+from engine.events import LEGACY_METRIC_ALIASES, HookBus
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
 from engine.state import rng_state, set_rng_state, to_device
@@ -101,11 +102,11 @@ def _to_float(x: Any) -> Any:
 class Run:
     """One training run on one rank. Hooks receive it in ``on_training_start``."""
 
-    def __init__(self, cfg: Any, fabric: Fabric, hooks: Sequence[Any]) -> None:
+    def __init__(self, cfg: Any, fabric: Fabric, hooks: Sequence[Any], plan: Any = None) -> None:
         self.cfg = cfg
         self.fabric = fabric
         self.out_dir = Path(cfg.out_dir)
-        self.bus = HookBus(hooks)
+        self.bus = HookBus(hooks, run=self)
         self.is_global_zero = fabric.is_global_zero
         self.world_size = fabric.world_size
         self.rank = fabric.global_rank
@@ -114,6 +115,10 @@ class Run:
         self.episodes = 0
         self.stop_reason: str | None = None
         self.resumed_from: dict[str, Any] | None = None
+        # the run's identity across sessions (engine.rundir.RunPlan): id, log version, resume count
+        self.run_id: str = getattr(plan, "run_id", None) or uuid.uuid4().hex[:12]
+        self.version: int = int(getattr(plan, "version", 0))
+        self.resumes: int = int(getattr(plan, "resumes", 0))
         self.recent_returns: deque[float] = deque(maxlen=cfg.metrics_window)
         self.recent_lengths: deque[int] = deque(maxlen=cfg.metrics_window)
         self._eval_env: Any = None
@@ -179,6 +184,11 @@ class Run:
     def policy(self) -> torch.nn.Module:
         return self.algo.policy
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The policy network (the name a legacy callback's ``trainer.model`` expects)."""
+        return self.algo.policy
+
     def policy_fn(self) -> Callable[[Any], torch.Tensor]:
         """Deterministic actions of the current policy (normalisation applied): obs -> action."""
         return lambda obs: self.algo.act_deterministic(self._norm(obs))
@@ -186,13 +196,24 @@ class Run:
     def _norm(self, obs: Any) -> Any:
         return self.normalizer.normalize(obs) if self.normalizer is not None else obs
 
-    def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
-        """Atomic save of the full state (see :class:`engine.checkpoint.Checkpoints`); None if refused."""
-        return self.checkpoints.save(path)
+    def save_checkpoint(self, path: str | os.PathLike, best: bool = False) -> Path | None:
+        """Atomic save of the full state (see :class:`engine.checkpoint.Checkpoints`); None if refused.
+        ``best=True`` records the file as the run's best checkpoint (``--resume best``)."""
+        return self.checkpoints.save(path, best=best)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         self.checkpoints.load(path)
         self._fresh_start = False
+
+    @property
+    def resumed(self) -> bool:
+        """Whether this session continued from a checkpoint."""
+        return self.resumed_from is not None
+
+    def run_record(self) -> dict[str, Any]:
+        """The run's identity as checkpoints store it (see :mod:`engine.rundir`)."""
+        loggers = {type(lg).__name__: str(lg.version) for lg in self.fabric.loggers} if self.is_global_zero else {}
+        return {"id": self.run_id, "version": self.version, "resumes": self.resumes, "loggers": loggers}
 
     # -- per-rank state (the checkpoint holds one per rank) ---------------------------------
     def rank_state(self) -> dict[str, Any]:
@@ -322,9 +343,12 @@ class Run:
         """The cycle's metrics, reduced across ranks; hooks may add to them; then logged (rank 0)."""
         sps = (self.global_step - self._start_step) / (time.perf_counter() - self._t0)
         metrics = self._cycle_metrics(losses, rollout_s, update_s, sps)
+        for old, new in LEGACY_METRIC_ALIASES.items():  # the old system's names, for legacy hooks only
+            if new in metrics:
+                metrics[old] = metrics[new]
         self.fire("on_metrics_computed", metrics)
         if self.is_global_zero:
-            self.log(metrics)
+            self.log({k: v for k, v in metrics.items() if k not in LEGACY_METRIC_ALIASES})
         self.fire("on_cycle_complete", {"cycle": self.cycle, "global_step": self.global_step, "metrics": metrics})
         return metrics
 
@@ -390,6 +414,7 @@ class Run:
     def _cycle_metrics(self, losses: dict[str, float], rollout_s: float, update_s: float,
                        sps: float) -> dict[str, float]:
         local = {f"train/{k}": float(v) for k, v in losses.items()}
+        local["reward/total"] = float(self.buffer.get(K.REWARD).mean())  # per env step, this cycle's rollout
         metrics = {**self._mean_over_ranks(local), **self._recent_means()}
         metrics.update({
             "episode/count": float(self._episodes_over_ranks()),
@@ -398,6 +423,9 @@ class Run:
             "perf/update_s": update_s,
             "global_step": float(self.global_step),
             "cycle": float(self.cycle),
+            "training/version": float(self.version),
+            "training/resumes": float(self.resumes),
+            "training/resumed": float(self.resumed),
         })
         return metrics
 
@@ -418,6 +446,9 @@ class Run:
             "seed": self.cfg.seed,
             "world_size": self.world_size,
             "precision": self.cfg.precision,
+            "run_id": self.run_id,
+            "version": self.version,
+            "resumes": self.resumes,
             "resumed_from": self.resumed_from,
             "stopped_early": self.stop_reason,
             "nonfinite_updates": self.algo.nonfinite_total,

@@ -1,4 +1,4 @@
-"""CheckpointHook: ``last.ckpt`` every N cycles, plus the top-k checkpoints by a metric.
+"""CheckpointHook: ``last.ckpt`` every N cycles and/or every M minutes, plus the top-k checkpoints by a metric.
 
 The hook decides *when* to save; every save goes through ``run.save_checkpoint(path)``
 (:class:`engine.checkpoint.Checkpoints`: atomic, all ranks, rank 0 writes; it returns ``None``
@@ -9,12 +9,19 @@ otherwise ranks would disagree on whether to save.
 Top-k files are named after the step and the monitored value, e.g.
 ``step=000012288-val_sharpe=1.2345.ckpt``; a file that falls out of the top k is deleted
 (by rank 0 only). A NaN or infinite value never enters the top k. The best list is part
-of the hook's state, so a resumed run keeps ranking against the files it already wrote.
+of the hook's state, so a resumed run keeps ranking against the files it already wrote; the
+best file is also recorded by the engine (``--resume best`` continues it). Resumed from an
+earlier checkpoint (``--resume best``), the list drops entries whose files are gone.
+By wall time: ``last.ckpt`` is written at the end of a cycle once ``every_minutes`` have passed
+since the last write (or the start), so a killed run loses at most that much work; with
+several ranks, rank 0's clock decides for all (broadcast), since every rank must save together.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +38,9 @@ def metric_filename(global_step: int, monitor: str, value: float) -> str:
 class CheckpointHook(Hook):
     """Periodic ``last.ckpt`` and top-k-by-metric checkpoints.
 
-    ``every_n_cycles``: write ``last.ckpt`` after every N-th completed cycle (0 = only at the end).
+    ``every_n_cycles``: write ``last.ckpt`` after every N-th completed cycle (0 = not by cycles).
+    ``every_minutes``: also write it once this much wall time passed since the last write (0 = not by time);
+    ``clock`` (seconds, monotonic) is replaceable for tests.
     ``monitor``: metric key for the top k (``None`` = no top k); ``mode``: "max" or "min".
     ``save_top_k``: how many best files to keep (0 = none, -1 = all).
     """
@@ -44,9 +53,13 @@ class CheckpointHook(Hook):
         mode: str = "max",
         save_top_k: int = 3,
         save_last: bool = True,
+        every_minutes: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if every_n_cycles < 0:
             raise ValueError(f"CheckpointHook: every_n_cycles must be >= 0, got {every_n_cycles}")
+        if every_minutes < 0:
+            raise ValueError(f"CheckpointHook: every_minutes must be >= 0, got {every_minutes}")
         if save_top_k < -1:
             raise ValueError(f"CheckpointHook: save_top_k must be >= -1, got {save_top_k}")
         self.every_n_cycles = every_n_cycles
@@ -55,6 +68,9 @@ class CheckpointHook(Hook):
         self.mode = check_mode(mode, "CheckpointHook")
         self.save_top_k = save_top_k
         self.save_last = save_last
+        self.every_minutes = every_minutes
+        self.clock = clock
+        self._last_write = 0.0
         self.best: list[dict[str, Any]] = []  # {"path", "score", "global_step"}, best first
         self.cycles_seen = 0
         self.last_path: Path | None = None
@@ -65,6 +81,8 @@ class CheckpointHook(Hook):
         self.run = run
         if self.dirpath is None:
             self.dirpath = Path(run.out_dir) / "checkpoints"
+        self._last_write = self.clock()
+        self.best = [e for e in self.best if Path(e["path"]).exists()]
 
     def on_cycle_complete(self, info: dict) -> None:
         self.cycles_seen += 1
@@ -72,8 +90,20 @@ class CheckpointHook(Hook):
         metrics = info.get("metrics") or {}
         if self.monitor is not None and self.save_top_k != 0 and self.monitor in metrics:
             self._consider_top_k(to_float(metrics[self.monitor]), step)
-        if self.save_last and self.every_n_cycles > 0 and self.cycles_seen % self.every_n_cycles == 0:
+        if not self.save_last:
+            return
+        due = self.every_n_cycles > 0 and self.cycles_seen % self.every_n_cycles == 0
+        if not due and self.every_minutes > 0:
+            due = self._time_is_up()
+        if due:
             self._save_last()
+
+    def _time_is_up(self) -> bool:
+        up = self.clock() - self._last_write >= 60.0 * self.every_minutes
+        fabric = getattr(self.run, "fabric", None)
+        if fabric is not None and fabric.world_size > 1:
+            up = bool(fabric.broadcast(up, src=0))
+        return up
 
     def on_training_end(self, summary: dict) -> None:
         if isinstance(summary, dict) and self.best:
@@ -85,6 +115,7 @@ class CheckpointHook(Hook):
         saved = self.run.save_checkpoint(self.dirpath / "last.ckpt")  # None: refused (non-finite model)
         if saved is not None:
             self.last_path = Path(saved)
+            self._last_write = self.clock()
 
     def _consider_top_k(self, value: float | None, step: int) -> None:
         if value is None or not math.isfinite(value):
@@ -98,7 +129,9 @@ class CheckpointHook(Hook):
         self.best.sort(key=lambda e: e["score"], reverse=self.mode == "max")  # stable: earlier wins ties
         evicted = self.best[self.save_top_k:] if self.save_top_k != -1 else []
         del self.best[len(self.best) - len(evicted):]
-        if self.run.save_checkpoint(path) is None:  # refused (non-finite model): keep the old list
+        is_best = self.best[0]["path"] == str(path)
+        saved = self.run.save_checkpoint(path, best=True) if is_best else self.run.save_checkpoint(path)
+        if saved is None:  # refused (non-finite model): keep the old list
             self.best = [e for e in self.best if e["path"] != str(path)] + evicted
             self.best.sort(key=lambda e: e["score"], reverse=self.mode == "max")
             return

@@ -7,24 +7,47 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from hooks.loggers import LOGGER_KINDS
 
 @dataclass(frozen=True)
 class HooksConfig:
-    """Built-in hooks: logging, checkpoints, evaluation, early stopping, progress, profiling."""
+    """Built-in hooks: logging, checkpoints, evaluation, early stopping, phases, progress, profiling."""
+
+    SESSION_FIELDS: ClassVar[tuple[str, ...]] = (
+        "progress", "loggers", "wandb_online", "wandb_project", "wandb_tags", "wandb_notes", "wandb_artifacts",
+        "mlflow_tracking_uri", "mlflow_experiment", "histogram_every", "checkpoint_every",
+        "checkpoint_every_minutes", "episode_log_every", "profile", "profile_start", "profile_cycles")
+    """Fields a later session of the same run may change (they do not change what is learned)."""
 
     progress: bool = True
     """Show a progress bar (one short line per 10% when stderr is not a terminal)."""
     loggers: tuple[str, ...] = ("csv",)
-    """Loggers to write to: any of csv, tensorboard, wandb."""
+    """Loggers to write to: any of csv, tensorboard, wandb, mlflow."""
     wandb_online: bool = False
     """Let W&B upload to the server (default: offline, files under <out_dir>/wandb)."""
     wandb_project: str = "fxai"
     """W&B project name."""
+    wandb_tags: tuple[str, ...] = ()
+    """W&B run tags."""
+    wandb_notes: str | None = None
+    """W&B run notes (a description of the run)."""
+    wandb_artifacts: bool = True
+    """At the end of training, log the last and best checkpoints and the report directory (if any) to W&B as
+    artifacts, and the report's PNGs as images (needs --hooks.loggers wandb)."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI (default: a local store, sqlite:///<out_dir>/mlflow.db; e.g. http://host:5000)."""
+    mlflow_experiment: str = "fxai"
+    """MLflow experiment name."""
+    histogram_every: int = 0
+    """Every this many cycles, log histograms of the rollout's actions and values to W&B and TensorBoard
+    (0 = never)."""
     checkpoint_every: int = 10
-    """Write last.ckpt every this many cycles (0 = only at the end of training)."""
+    """Write last.ckpt every this many cycles (0 = not by cycles)."""
+    checkpoint_every_minutes: float = 10.0
+    """Also write last.ckpt when this many minutes of wall time passed since the last one (0 = not by time):
+    a killed run loses at most one interval."""
     save_top_k: int = 3
     """Keep the k best checkpoints by --hooks.monitor (0 = none, -1 = all)."""
     monitor: str = "val/sharpe"
@@ -48,6 +71,12 @@ class HooksConfig:
     """First profiled cycle (counted from 0)."""
     profile_cycles: int = 2
     """Number of profiled cycles."""
+    phases: tuple[str, ...] = ()
+    """Training phases, in order, as NAME:TRIGGER[:SETTINGS] (none = off; see hooks/phases.py). TRIGGER: a
+    fraction of --total-steps (0.2), or METRIC>=VALUE / METRIC<=VALUE on the cycle's metrics
+    (episode/return_mean>=400); the first phase starts at once. SETTINGS: comma-separated lr=SCALE (times the
+    scheduled learning rate), ent=COEF, clip=COEF (PPO). E.g. warmup:0:lr=0.1 exploration:0.05:ent=0.05
+    exploitation:0.5:ent=0.005 fine_tuning:episode/return_mean>=450:lr=0.2,clip=0.1"""
 
     def __post_init__(self) -> None:
         def bad(flag: str, why: str) -> ValueError:
@@ -68,6 +97,14 @@ class HooksConfig:
             raise bad("eval-episodes", f"must be >= 1, got {self.eval_episodes}")
         if self.min_delta < 0:
             raise bad("min-delta", f"must be >= 0, got {self.min_delta}")
+        if self.checkpoint_every_minutes < 0:
+            raise bad("checkpoint-every-minutes", f"must be >= 0, got {self.checkpoint_every_minutes}")
+        if self.histogram_every < 0:
+            raise bad("histogram-every", f"must be >= 0, got {self.histogram_every}")
+        if self.phases:
+            from hooks.phases import parse_phases
+
+            parse_phases(self.phases)  # raises ValueError naming --hooks.phases
         if self.profile_cycles < 1:
             raise bad("profile-cycles", f"must be >= 1, got {self.profile_cycles}")
         if not self.monitor:

@@ -1,8 +1,11 @@
-"""Continuous training: a version history across resumes.
+"""Continuous training: the history of a run's sessions, kept in its checkpoints.
 
-(Which checkpoint ``--resume`` means is :func:`engine.checkpoint.resolve_resume`'s business.)
-:class:`ContinuousTrainingHook` counts how many times the run has been resumed (its
-*version*) and keeps the history in its state, so the count survives every checkpoint.
+Which checkpoint a command continues, and the run's identity across sessions (``run_id``, log
+``version``, ``resumes``), are the engine's (:mod:`engine.rundir`, ``run.run_record()``); the
+engine also adds ``training/version``, ``training/resumes`` and ``training/resumed`` to every
+cycle's metrics. :class:`ContinuousTrainingHook` keeps the list of resumes
+(``{"resume", "resumed_from", "global_step", "time"}``) in its state, so it survives every
+checkpoint, and writes it to the summary as ``resume_history``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from engine.events import Hook
 
 
 class ContinuousTrainingHook(Hook):
-    """Version counter and resume history (``{"version", "resumed_from", "global_step", "time"}``)."""
+    """Resume history; ``resumes`` = how many sessions continued the run (the engine's count, see above)."""
 
     def __init__(self) -> None:
-        self.version = 0
+        self.resumes = 0
         self.history: list[dict[str, Any]] = []
         self._session: list[dict[str, Any]] = []  # loads seen in this process
         self.run: Any = None
@@ -42,18 +45,18 @@ class ContinuousTrainingHook(Hook):
     def on_training_end(self, summary: dict) -> None:
         if isinstance(summary, dict):
             summary.setdefault("resumed_from", self.resumed_from)
-            summary.setdefault("version", self.version)
+            summary["resume_history"] = [dict(h) for h in self.history]
 
     def _bump(self, entry: dict[str, Any]) -> None:
-        self.version += 1
-        self.history.append({"version": self.version, **entry})
+        self.resumes += 1
+        self.history.append({"resume": self.resumes, **entry})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "history": [dict(e) for e in self.history]}
+        return {"resumes": self.resumes, "history": [dict(e) for e in self.history]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.version = int(state["version"])
-        self.history = [dict(e) for e in state["history"]]
+        self.resumes = int(state.get("resumes", state.get("version", 0)))  # "version" in format-2 checkpoints
+        self.history = [{("resume" if k == "version" else k): v for k, v in e.items()} for e in state["history"]]
         # If the load event fired before the state was restored, count it again on top.
         for entry in self._session:
             if not any(h.get("time") == entry["time"] and h.get("resumed_from") == entry["resumed_from"]

@@ -1,7 +1,8 @@
 """The built-in hook list for a :class:`hooks.config.HooksConfig`.
 
 :func:`build_default_hooks` orders the hooks so that each sees what it needs in the
-per-cycle metrics dict: statistics first, then evaluation (adds ``val/`` keys), then the
+per-cycle metrics dict: the training-phase hook first (every other hook sees the phase in
+``on_update_start``), statistics, then evaluation (adds ``val/`` keys), then the
 hooks that read monitored keys (early stopping, top-k checkpoints), then the
 per-episode/profiling hooks, and the progress bar last.
 """
@@ -17,11 +18,14 @@ from hooks.continuous import ContinuousTrainingHook
 from hooks.early_stopping import EarlyStoppingHook
 from hooks.episode_metrics import EpisodeMetricsHook
 from hooks.evaluation import EvaluationHook
+from hooks.histograms import HistogramHook
 from hooks.lr_monitor import LearningRateMonitor
 from hooks.metrics import MetricsHook
+from hooks.phases import PhaseHook, parse_phases
 from hooks.profiler import ProfilerHook
 from hooks.progress import ProgressBarHook
 from hooks.reward_components import RewardComponentsHook
+from hooks.wandb_artifacts import WandbArtifactsHook
 
 FALLBACK_MONITOR = "episode/return_mean"
 
@@ -43,14 +47,17 @@ def build_default_hooks(hcfg: HooksConfig, *, has_eval: bool) -> list[Any]:
             stacklevel=2,
         )
         monitor = FALLBACK_MONITOR
-    hooks: list[Any] = [MetricsHook(), RewardComponentsHook(), LearningRateMonitor()]
+    hooks: list[Any] = [PhaseHook(parse_phases(hcfg.phases))] if hcfg.phases else []
+    hooks += [MetricsHook(), RewardComponentsHook(), LearningRateMonitor()]
     if evaluating:
         hooks.append(EvaluationHook(every_n_cycles=hcfg.eval_every, num_episodes=hcfg.eval_episodes))
     if hcfg.early_stopping_patience > 0:
         hooks.append(EarlyStoppingHook(monitor, hcfg.early_stopping_patience, hcfg.min_delta, hcfg.monitor_mode))
     hooks.append(CheckpointHook(every_n_cycles=hcfg.checkpoint_every, monitor=monitor, mode=hcfg.monitor_mode,
-                                save_top_k=hcfg.save_top_k))
+                                save_top_k=hcfg.save_top_k, every_minutes=hcfg.checkpoint_every_minutes))
     hooks.append(ContinuousTrainingHook())
+    if hcfg.histogram_every > 0:
+        hooks.append(HistogramHook(every_n_cycles=hcfg.histogram_every))
     if hcfg.episode_log_every > 0:
         hooks.append(EpisodeMetricsHook(every_k=hcfg.episode_log_every))
     if hcfg.profile:
@@ -58,3 +65,8 @@ def build_default_hooks(hcfg: HooksConfig, *, has_eval: bool) -> list[Any]:
     if hcfg.progress:
         hooks.append(ProgressBarHook(val_key=monitor if monitor.startswith("val/") else "val/sharpe"))
     return hooks
+
+
+def build_final_hooks(hcfg: HooksConfig) -> list[Any]:
+    """Built-in hooks that run after the env family's hooks (they use what those write at the end)."""
+    return [WandbArtifactsHook()] if "wandb" in hcfg.loggers and hcfg.wandb_artifacts else []

@@ -27,7 +27,7 @@ class FakeRun:
         self.finite = True
         self.saves: list[Path] = []
 
-    def save_checkpoint(self, path: Path) -> Path | None:
+    def save_checkpoint(self, path: Path, best: bool = False) -> Path | None:
         if not self.finite:
             return None
         path = Path(path)
@@ -150,7 +150,7 @@ def test_continuous_hook_versions_survive_checkpoints(tmp_path: Path) -> None:
     hook = ContinuousTrainingHook()
     run = FakeRun(tmp_path, [hook])
     run.bus.fire("on_training_start", run)
-    assert hook.version == 0 and hook.resumed_from is None
+    assert hook.resumes == 0 and hook.resumed_from is None
     run.global_step = 1000
     first = run.save_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
 
@@ -160,7 +160,7 @@ def test_continuous_hook_versions_survive_checkpoints(tmp_path: Path) -> None:
     run2.bus.load_state_dict(read_checkpoint(first)["hooks"])
     run2.global_step = 1000
     run2.bus.fire("on_checkpoint_loaded", {"path": str(first), "global_step": 1000})
-    assert hook2.version == 1 and hook2.resumed_from == str(first)
+    assert hook2.resumes == 1 and hook2.resumed_from == str(first)
     run2.global_step = 2000
     second = run2.save_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
 
@@ -169,10 +169,24 @@ def test_continuous_hook_versions_survive_checkpoints(tmp_path: Path) -> None:
     run3 = FakeRun(tmp_path, [hook3])
     run3.bus.fire("on_checkpoint_loaded", {"path": str(second), "global_step": 2000})
     run3.bus.load_state_dict(read_checkpoint(second)["hooks"])
-    assert hook3.version == 2
-    assert [(h["version"], h["global_step"]) for h in hook3.history] == [(1, 1000), (2, 2000)]
+    assert hook3.resumes == 2
+    assert [(h["resume"], h["global_step"]) for h in hook3.history] == [(1, 1000), (2, 2000)]
     assert all(isinstance(h["time"], str) for h in hook3.history)
     summary: dict = {}
     run3.bus.fire("on_training_end", summary)
-    assert summary["version"] == 2 and summary["resumed_from"] == str(second)
+    assert len(summary["resume_history"]) == 2 and summary["resumed_from"] == str(second)
     assert not math.isnan(hook3.history[-1]["global_step"])
+
+
+def test_last_by_wall_time(tmp_path: Path) -> None:
+    now = [0.0]
+    steps: list[int] = []
+    hook = CheckpointHook(every_n_cycles=0, save_top_k=0, every_minutes=2.0, clock=lambda: now[0])
+    run = FakeRun(tmp_path, [hook])
+    run.save_checkpoint = lambda path, best=False: steps.append(run.global_step) or Path(path)
+    run.bus.fire("on_training_start", run)
+    for minutes in (0.5, 1.9, 2.1, 3.0, 4.0, 4.2, 9.0):  # the clock at the end of each cycle (100 steps each)
+        now[0] = 60.0 * minutes
+        run.cycle_with({})
+    # 2 minutes after the start (cycle 3 at 2.1), 2 after that (cycle 6 at 4.2), then cycle 7 at 9.0
+    assert steps == [300, 600, 700]

@@ -24,7 +24,10 @@ def test_flags_parse_through_tyro() -> None:
 
 
 @pytest.mark.parametrize(("changes", "flag"), [
-    ({"loggers": ("csv", "mlflow")}, "--hooks.loggers"),
+    ({"loggers": ("csv", "neptune")}, "--hooks.loggers"),
+    ({"checkpoint_every_minutes": -1.0}, "--hooks.checkpoint-every-minutes"),
+    ({"histogram_every": -2}, "--hooks.histogram-every"),
+    ({"phases": ("warmup",)}, "--hooks.phases"),
     ({"eval_every": -1}, "--hooks.eval-every"),
     ({"save_top_k": -2}, "--hooks.save-top-k"),
     ({"monitor_mode": "best"}, "--hooks.monitor-mode"),

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from lightning.fabric import Fabric
 
-from hooks.loggers import HParamsCSVLogger, WandbLogger, flatten_hparams, make_loggers
+from lightning.pytorch.loggers import WandbLogger
+
+from hooks.loggers import HParamsCSVLogger, flatten_hparams, make_loggers
 
 HPARAMS = {"algo": "ppo", "ppo": {"learning_rate": 3e-4, "clip_coef": 0.2}, "hidden": (64, 64), "resume": None}
 
@@ -35,12 +37,13 @@ def test_csv_and_tensorboard_through_fabric(tmp_path: Path) -> None:
     assert json.loads((csv_dir / "hparams.json").read_text())["ppo/learning_rate"] == 3e-4
     tb_files = list((tmp_path / "logs" / "tensorboard" / "run1").rglob("events.out.tfevents.*"))
     assert tb_files and sum(f.stat().st_size for f in tb_files) > 0
-    # a second run in the same directory (a resume) gets a new version instead of overwriting
-    again = make_loggers(["csv"], tmp_path, "run1", HPARAMS)
-    again[0].log_metrics({"x": 1.0}, step=1)
+    # the run continued from its checkpoint at step 10: same version, the row of step 20 (after it) is dropped
+    again = make_loggers(["csv"], tmp_path, "run1", HPARAMS, resume_step=10)
+    again[0].log_metrics({"train/loss": 0.125}, step=30)
     again[0].finalize("success")
-    assert (tmp_path / "logs" / "csv" / "run1" / "version_1" / "metrics.csv").is_file()
-    assert rows == list(csv.DictReader(open(csv_dir / "metrics.csv")))
+    rows = list(csv.DictReader(open(csv_dir / "metrics.csv")))
+    assert [(r["step"], r["train/loss"]) for r in rows] == [("10", "0.5"), ("30", "0.125")]
+    assert not (tmp_path / "logs" / "csv" / "run1" / "version_1").exists()
 
 
 def test_wandb_offline_run_keeps_metrics_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,8 +72,8 @@ def test_wandb_offline_run_keeps_metrics_locally(tmp_path: Path, monkeypatch: py
 
 
 def test_unknown_logger_kind_names_the_flag(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"--hooks.loggers.*mlflow"):
-        make_loggers(["csv", "mlflow"], tmp_path, "r", {})
+    with pytest.raises(ValueError, match=r"--hooks.loggers.*neptune"):
+        make_loggers(["csv", "neptune"], tmp_path, "r", {})
 
 
 def test_non_zero_rank_gets_no_wandb_run(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_same_seed_same_summary(tmp_path):
             "--hooks.no-progress", "--seed", "7"]
     s1 = train(parse_args([*args, "--out-dir", str(tmp_path / "a")]))
     s2 = train(parse_args([*args, "--out-dir", str(tmp_path / "b")]))
-    volatile = {"wall_s", "sps", "sps_cpu", "out_dir", "last_checkpoint", "best_checkpoint"}
+    volatile = {"run_id", "wall_s", "sps", "sps_cpu", "out_dir", "last_checkpoint", "best_checkpoint"}
     assert {k: v for k, v in s1.items() if k not in volatile} == {k: v for k, v in s2.items() if k not in volatile}
     pa = _params(tmp_path / "a" / "checkpoints" / "last.ckpt")
     pb = _params(tmp_path / "b" / "checkpoints" / "last.ckpt")

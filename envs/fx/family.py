@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.formats import register_conversion
 from engine.registry import register_env_family
 from envs.fx.market import load_market, make_fx_eval_env, make_fx_vector_env
 from envs.fx.research.backtest import run_backtest
@@ -62,5 +63,20 @@ class FxFamily:
         return spec_of(envs)
 
 
+def fx_observations_3_to_4(ckpt: dict[str, Any]) -> None:
+    """3 -> 4 for FX checkpoints: the config gains the market, cost and account fields with their defaults
+    (an older config keeps its windows); medium/low aggregates became clock-aligned blocks and slippage linear
+    in size, so an older policy sees slightly different inputs and costs. No feature normalisation was saved:
+    backtests refit it on the checkpoint's own training data (and refuse a new file)."""
+    cfg = ckpt.get("config")
+    if isinstance(cfg, dict) and cfg.get("env") == "fx":
+        if cfg.get("preset") == "fx-ou":  # the OU sanity job is the default preset "fx" again
+            cfg["preset"] = "fx"
+        notes = ckpt.setdefault("conversion_notes", [])
+        notes.append("FX format 3 -> 4: aggregates now clock-aligned, slippage linear in size, rollover at 17:00 "
+                     "New York; no feature normalisation in the checkpoint")
+
+
 FX = FxFamily()
 register_env_family(FX)
+register_conversion(3, fx_observations_3_to_4, "envs.fx.observations_3_to_4")
