@@ -165,33 +165,38 @@ def test_backtest_report_files_and_contents(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert written == result
     assert result["split"] == "test" and result["bars"] == 119
-    assert set(result["baselines"]) == {"flat", "buy_and_hold", "momentum", "random"}
-    for metrics in (result["metrics"], *result["baselines"].values()):
-        assert list(metrics) == list(report.METRIC_KEYS)
+    assert set(result["baselines"]) == {"flat", "buy_and_hold", "momentum", "macd", "zscore", "random"}
+    for metrics in (result["metrics"], *(b["metrics"] for b in result["baselines"].values())):
+        assert [k for k in metrics if k != "annualised_note"] == list(report.METRIC_KEYS)
+    for key in ("verdict", "sharpe", "sharpe_ci", "psr", "dsr", "n_trials", "best_baseline", "cost_sensitivity"):
+        assert key in result or key == "cost_sensitivity"  # (this factory takes no cost_scale: no table)
+    assert (tmp_path / "rep" / "bars.csv").read_text().splitlines()[0] == "strategy,time,close,position,equity,return,costs,swap,trade"
     assert result["start"] == "2024-01-01T00:00:00Z" and result["end"] == "2024-01-05T23:00:00Z"
     assert result["periods_per_year"] == 252 * 24  # hourly bars, 24 a day
-    flat = result["baselines"]["flat"]
+    flat = result["baselines"]["flat"]["metrics"]
     assert flat["total_return"] == 0.0 and flat["sharpe"] == 0.0 and flat["n_trades"] == 0
-    assert flat["profit_factor"] == 0.0 and flat["max_drawdown"] == 0.0
-    bh = result["baselines"]["buy_and_hold"]
+    assert flat["profit_factor"] == 1.0 and flat["max_drawdown"] == 0.0  # nothing won, nothing lost
+    bh = result["baselines"]["buy_and_hold"]["metrics"]
     assert bh["total_return"] == pytest.approx(closes[-1] / closes[0] - 1)  # no costs: equity tracks price
     assert bh["exposure"] == 1.0 and bh["n_trades"] == 1
     assert bh["max_drawdown"] == pytest.approx(report.max_drawdown(closes))
     for name in ("equity_drawdown.png", "positions.png", "trade_returns.png"):
         data = (tmp_path / "rep" / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
-    rnd = result["baselines"]["random"]  # uniform random levels: trades on most bars, same every run
+    rnd = result["baselines"]["random"]["metrics"]  # uniform random levels: trades on most bars, same every run
     assert rnd["n_trades"] > 119 * 0.3 and rnd["turnover"] > 10 * bh["turnover"]
     again = backtest_report(make_policy(factory()), factory, tmp_path / "rep2")
-    assert again["baselines"]["random"] == rnd
+    assert again["baselines"]["random"]["metrics"] == rnd
 
 
-def test_report_json_is_strict_for_infinite_metrics(tmp_path: Path) -> None:
+def test_report_json_is_strict_for_unbounded_ratios(tmp_path: Path) -> None:
+    from envs.fx.research.metrics import RATIO_CAP
+
     closes = np.linspace(1.0, 1.1, 30)  # only rises: buy-and-hold has wins and no losses
     factory = lambda: FakeFxEnv(closes)  # noqa: E731
     result = backtest_report(make_baselines(factory())["buy_and_hold"], factory, tmp_path, periods_per_year=1000)
-    assert result["metrics"]["profit_factor"] is None  # inf is written as null
-    assert result["metrics"]["sortino"] is None
+    assert result["metrics"]["profit_factor"] == RATIO_CAP  # defined: capped, never inf or null
+    assert result["metrics"]["sortino"] == RATIO_CAP
     text = (tmp_path / "report.json").read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert result["periods_per_year"] == 1000
@@ -225,16 +230,17 @@ def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert Path(path) == ckpt and env is not None
         return None, lambda obs: torch.tensor([4])
 
-    def fake_make_env(fx, split="val", seed=0, device="cpu", norm=None):
+    def fake_make_env(fx, split="val", seed=0, device="cpu", norm=None, num_envs=1):
         made.append((fx.data, split, seed))
         return FakeFxEnv(closes)
 
     monkeypatch.setattr(loop, "load_policy", fake_load_policy)
     monkeypatch.setattr(market, "make_fx_eval_env", fake_make_env)
     args = tyro.cli(BacktestArgs, args=["--ckpt", str(ckpt), "--data", str(data), "--split", "val"])
-    assert args.out_dir is None and args.momentum_lookback == 20
+    assert args.out_dir is None and args.momentum_lookback is None and args.n_trials == 1
     result = backtest.backtest_checkpoint(args)
-    assert made == [(str(data), "val", 0)] * 6  # the policy's spaces, the policy, four baselines: all on the new data
+    # the policy's spaces, the policy, six baselines (one at a time: this env cannot run a batch): the new data
+    assert made == [(str(data), "val", 0)] * 8
     assert result["split"] == "val"
     assert result["metrics"]["total_return"] == pytest.approx(0.05)  # always long (level 4) on a 5 % rise
     assert (tmp_path / "backtest-val" / "report.json").is_file()
@@ -253,11 +259,15 @@ def test_cli_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         backtest.backtest_checkpoint(BacktestArgs(ckpt=cartpole))
 
 
-def test_format_summary_shows_infinite_as_inf() -> None:
-    metrics = dict.fromkeys(report.METRIC_KEYS, 0.0) | {"n_trades": 2, "profit_factor": None}
-    text = backtest.format_summary({"metrics": metrics, "baselines": {"flat": metrics}})
-    row = next(line for line in text.splitlines() if line.startswith("profit_factor"))
-    assert row.split()[1:] == ["inf", "inf"]
+def test_format_summary_labels_what_is_not_a_number() -> None:
+    metrics = dict.fromkeys(report.METRIC_KEYS, 0.0) | {"n_trades": 2, "annualised_return": None,
+                                                          "annualised_note": "a 0.25-year window is too short"}
+    text = backtest.format_summary({"metrics": metrics, "baselines": {"flat": {"metrics": metrics}},
+                                    "verdict_line": "no evidence of an edge at 95%: DSR 0.1, PSR 0.2", "n_trials": 3})
+    row = next(line for line in text.splitlines() if line.startswith("annualised_return"))
+    assert row.split()[1:] == ["n/a", "n/a"]
+    assert text.splitlines()[0].startswith("no evidence of an edge") and "trials behind it: 3" in text
+    assert "note: a 0.25-year window is too short" in text
 
 
 def test_real_fx_eval_env_baselines_and_transformer() -> None:
@@ -281,7 +291,7 @@ def test_real_fx_eval_env_baselines_and_transformer() -> None:
     net = sum(bh.components[k] for k in ("pnl", "transaction_cost", "swap")).sum() * e0 / scale
     assert bh.equity[-1] - bh.initial_equity == pytest.approx(net, rel=1e-6, abs=1e-6)
     mom = run_baseline("momentum", make(), lookback=5)
-    assert set(np.unique(mom.position)) <= {-1.0, 0.0, 1.0} and np.all(mom.position[:5] == 0)
+    assert set(np.unique(mom.position)) <= {-1.0, 0.0, 1.0}  # it sees the bars before the split from the start
     env = make()
     traj = run_backtest(make_policy_for(env), env, max_steps=20)
     assert len(traj) == 20 and set(np.unique(traj.position)) <= set(cfg.position_levels)
@@ -319,7 +329,8 @@ def test_cli_end_to_end_on_a_real_checkpoint(tmp_path: Path) -> None:
     assert json.loads((out / "report.json").read_text()) == result
     assert result["split"] == "test" and result["bars"] > 300
     assert result["periods_per_year"] == 252 * 288  # 5-minute bars around the clock
-    assert result["baselines"]["flat"]["total_return"] == 0.0
-    assert result["baselines"]["buy_and_hold"]["n_trades"] == 1
+    assert result["baselines"]["flat"]["metrics"]["total_return"] == 0.0
+    assert result["baselines"]["buy_and_hold"]["metrics"]["n_trades"] == 1
+    assert result["verdict"] in ("edge", "no edge") and set(result["cost_sensitivity"]) == {"0.5", "1", "2", "3"}
     assert all((out / name).stat().st_size > 10_000 for name in ("equity_drawdown.png", "positions.png",
                                                                   "trade_returns.png"))

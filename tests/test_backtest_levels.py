@@ -23,7 +23,9 @@ def test_flat_baseline_needs_a_zero_level(tmp_path):
     with pytest.warns(UserWarning, match="baseline flat skipped"):
         result = backtest_report(always_long, factory, tmp_path)
     assert "flat" not in result["baselines"] and "flat" in result["baselines_skipped"]
-    # momentum also goes flat when it has no signal, so it is skipped too
-    assert set(result["baselines"]) == {"buy_and_hold", "random"} and set(result["baselines_skipped"]) == {"flat", "momentum"}
+    # momentum, MACD and the z-score rule also go flat when they have no signal, so they are skipped too
+    assert set(result["baselines"]) == {"buy_and_hold", "random"}
+    assert set(result["baselines_skipped"]) == {"flat", "momentum", "macd", "zscore"}
     # the policy is buy-and-hold itself here: same metrics
-    assert result["metrics"]["total_return"] == pytest.approx(result["baselines"]["buy_and_hold"]["total_return"])
+    assert result["metrics"]["total_return"] == pytest.approx(
+        result["baselines"]["buy_and_hold"]["metrics"]["total_return"])

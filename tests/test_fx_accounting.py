@@ -318,7 +318,8 @@ def test_spread_comes_from_bid_and_ask_columns():
 
 def test_penalty_components_follow_their_definitions():
     bars = bars_from(OPENS, CLOSES)
-    cfg = tiny_cfg(w_drawdown_penalty=2.0, w_holding_penalty=0.5, w_differential_sharpe=0.1, reward_scale=3.0)
+    cfg = tiny_cfg(w_drawdown_penalty=2.0, w_holding_penalty=0.5, w_variance_penalty=4.0, w_differential_sharpe=0.1,
+                   reward_scale=3.0)
     env = FxVectorEnv(bars, cfg, num_envs=1)
     env.reset(options={"start": 5})
     peak, last_dd = E0, 0.0
@@ -331,8 +332,11 @@ def test_penalty_components_follow_their_definitions():
         assert info["reward_raw/drawdown_penalty"].item() == pytest.approx(-max(0.0, dd - last_dd), abs=1e-15)
         last_dd = dd
         assert info["reward_raw/holding_penalty"].item() == -abs(info["position"].item()) / 100_000.0
+        assert info["reward_raw/variance_penalty"].item() == pytest.approx(-((eq - prev_eq) / E0) ** 2, rel=1e-9)
+        assert info["reward/variance_penalty"].item() == pytest.approx(3.0 * 4.0 * info["reward_raw/variance_penalty"].item())
         total = sum(info[f"reward/{k}"].item() for k in
-                    ("pnl", "transaction_cost", "swap", "drawdown_penalty", "holding_penalty", "differential_sharpe"))
+                    ("pnl", "transaction_cost", "swap", "drawdown_penalty", "holding_penalty", "variance_penalty",
+                     "differential_sharpe"))
         assert total == pytest.approx(info["reward64"].item(), abs=1e-14)
         assert info["reward/holding_penalty"].item() == pytest.approx(
             3.0 * 0.5 * info["reward_raw/holding_penalty"].item())

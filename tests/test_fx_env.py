@@ -128,7 +128,7 @@ def test_no_lookahead_for_every_observation_key_and_reward_component(bars):
         assert base[i]["time"].item() <= bars.time[cut].astype(np.int64)
         assert same(base[i], pert[i]), f"step {i} differs although it only depends on bars <= {cut}"
     keys = [k for k in base[1] if k.startswith("reward/")]
-    assert len(keys) == 6
+    assert len(keys) == 7
     # and the perturbation is visible right after the cut (the test can fail)
     after = base[n_equal + 1], pert[n_equal + 1]
     assert not torch.equal(after[0]["obs"]["high_freq"], after[1]["obs"]["high_freq"])

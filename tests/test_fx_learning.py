@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -43,9 +42,7 @@ def test_presets_are_the_transformer_on_seeded_synthetic_markets_with_costs() ->
 
 @pytest.mark.parametrize("seed", [1])
 def test_ppo_learns_to_trade_the_ou_market_net_of_costs(tmp_path: Path, seed: int) -> None:
-    t0 = time.perf_counter()
     summary = train(_small(fx_ou, tmp_path, seed))
-    wall = time.perf_counter() - t0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["split"] == "test"
     m, base = report["metrics"], report["baselines"]
@@ -55,7 +52,6 @@ def test_ppo_learns_to_trade_the_ou_market_net_of_costs(tmp_path: Path, seed: in
     assert m["sharpe"] > base["flat"]["sharpe"] + 1.0
     assert m["sharpe"] > base["buy_and_hold"]["sharpe"] + 1.0
     assert summary["backtest"]["sharpe"] == pytest.approx(m["sharpe"])
-    assert wall < 120, f"took {wall:.0f}s"
 
 
 @pytest.mark.parametrize("seed", [1])
@@ -66,7 +62,7 @@ def test_ppo_learns_there_is_nothing_to_learn_on_a_random_walk(tmp_path: Path, s
     cfg = fx_randomwalk()  # the preset itself: the MLP (and shorter runs) still trade on chance patterns
     train(dataclasses.replace(cfg, seed=seed, out_dir=str(tmp_path), hooks=QUIET_HOOKS))
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    m, rnd = report["metrics"], report["baselines"]["random"]
+    m, rnd = report["metrics"], report["baselines"]["random"]["metrics"]
     assert rnd["turnover"] > 1000  # the reference really trades
     assert m["turnover"] <= 0.05 * rnd["turnover"], (m, rnd["turnover"])
     costs = m["costs_paid"] / cfg.fx.initial_equity  # as a fraction of the initial equity

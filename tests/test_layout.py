@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "algos", "envs", "hooks", "configs")
-COMMANDS = {"engine.ppo", "engine.a2c", "engine.backtest", "engine.tune", "engine.bench", "engine.cli",
+COMMANDS = {"engine.ppo", "engine.a2c", "engine.backtest", "engine.tune", "engine.bench", "engine.cli", "engine.walkforward",
             "engine.convert"}
 
 ALLOWED = {

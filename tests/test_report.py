@@ -39,7 +39,7 @@ def test_sortino_known() -> None:
     r = np.array([0.02, -0.01, 0.02, -0.01])
     # mean 0.005, downside deviation sqrt((0 + 1e-4 + 0 + 1e-4) / 4) = sqrt(5e-5)
     assert report.sortino(r, 252) == pytest.approx(0.005 / math.sqrt(5e-5) * math.sqrt(252))
-    assert report.sortino([0.01, 0.02], 252) == math.inf  # no losing period, positive mean
+    assert report.sortino([0.01, 0.02], 252) == report.RATIO_CAP  # no losing period, positive mean: capped
 
 
 def test_max_drawdown_and_calmar() -> None:
@@ -76,7 +76,7 @@ def test_win_rate_and_profit_factor() -> None:
     tr = report.trade_returns(POSITIONS, EQUITY)
     assert report.win_rate(tr) == pytest.approx(1 / 3)
     assert report.profit_factor(tr) == pytest.approx(0.035 / (1 - 101 / 103.5 + 1 - 100.5 / 101))
-    assert report.profit_factor([0.01, 0.02]) == math.inf
+    assert report.profit_factor([0.01, 0.02]) == report.RATIO_CAP  # wins and no losses: capped
 
 
 def test_turnover_and_exposure() -> None:
@@ -95,7 +95,7 @@ def test_edge_cases_no_trades_flat_equity() -> None:
         assert value == 0.0
     no_trades = report.trade_returns(np.zeros(49), flat)
     assert no_trades.size == 0
-    assert report.win_rate(no_trades) == 0.0 and report.profit_factor(no_trades) == 0.0
+    assert report.win_rate(no_trades) == 0.0 and report.profit_factor(no_trades) == 1.0  # nothing won or lost
     assert report.turnover(np.zeros(49)) == 0.0 and report.exposure(np.zeros(49)) == 0.0
     assert report.sharpe([0.01] * 5, 252) == 0.0  # constant returns: zero std, defined as 0
     assert report.sharpe([], 252) == 0.0 and report.sortino([], 252) == 0.0
@@ -106,7 +106,9 @@ def test_edge_cases_no_trades_flat_equity() -> None:
 def test_compute_metrics_keys_and_values() -> None:
     traj = SimpleNamespace(equity_curve=EQUITY, position=POSITIONS, costs=np.array([0, 0.5, 0, 0.5, 0.5, 0, 1, 0.5]))
     m = report.compute_metrics(traj, periods_per_year=100)
-    assert list(m) == list(report.METRIC_KEYS)
+    assert list(m) == [*report.METRIC_KEYS, "annualised_note"]  # 8 bars at 100 a year: not annualised
+    assert m["annualised_return"] is None and m["calmar"] is None and m["years"] == pytest.approx(0.08)
+    assert report.compute_metrics(traj, periods_per_year=8)["annualised_return"] == pytest.approx(0.005)
     assert m["total_return"] == pytest.approx(0.005)
     assert m["max_drawdown"] == pytest.approx(1 - 100 / 104)
     assert m["n_trades"] == 3 and isinstance(m["n_trades"], int)
@@ -114,7 +116,7 @@ def test_compute_metrics_keys_and_values() -> None:
     assert m["exposure"] == pytest.approx(0.625)
     assert m["costs_paid"] == pytest.approx(3.0)
     assert m["win_rate"] == pytest.approx(1 / 3)
-    assert all(math.isfinite(v) for v in m.values())
+    assert all(math.isfinite(v) for k, v in m.items() if k not in ("annualised_return", "calmar", "annualised_note"))
     with pytest.raises(ValueError, match="periods_per_year"):
         report.compute_metrics(traj, periods_per_year=0)
 

@@ -92,9 +92,9 @@ def market_arrays(bars: Bars, cfg: FxEnvConfig, ctx: TradingContext, device: tor
     open_ns = bars.time.astype("datetime64[ns]").astype(np.int64)
     close_ns = open_ns + bar_ns
     if bars.spread is not None:
-        hs = 0.5 * bars.spread
+        hs = 0.5 * bars.spread * cfg.cost_scale
     else:
-        hs = np.full((n, 4), 0.5 * cfg.spread_pips * ctx.pip)
+        hs = np.full((n, 4), 0.5 * cfg.spread_pips * ctx.pip * cfg.cost_scale)
     before, inside = rollover_nights(open_ns, close_ns, cfg.rollover_time, cfg.rollover_timezone, cfg.triple_swap_day)
     default_long, default_short = ctx.pair.indicative_swaps
     if cfg.swap_data is not None:

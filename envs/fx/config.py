@@ -21,7 +21,7 @@ OBS_MODES = ("full", "price")
 PRICE_SIDES = ("auto", "mid", "bid", "ask")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REWARD_COMPONENTS = ("pnl", "transaction_cost", "swap", "drawdown_penalty", "holding_penalty",
-                     "differential_sharpe")
+                     "variance_penalty", "differential_sharpe")
 
 
 @dataclass
@@ -63,6 +63,9 @@ class FxEnvConfig:
     """Fraction of the usable bars in the validation split."""
     test_frac: float = 0.15
     """Fraction of the usable bars in the test split."""
+    split_bounds: tuple[int, ...] | None = None
+    """Explicit bar ranges (train_lo, train_hi, val_lo, val_hi, test_lo, test_hi) instead of the fractions: how
+    ``engine.walkforward`` gives each fold its periods. Bars before train_lo still fill the windows."""
     embargo_bars: int | None = None
     """Bars left out between splits so that no reward horizon spans two of them (None: ``episode_bars``).
     A split's observation windows still look back across the embargo: history is observable."""
@@ -148,6 +151,9 @@ class FxEnvConfig:
     depend on the bar length."""
     impact_pips_per_million: float = 0.0
     """Optional market impact: extra pips per unit for every million units of the order (cost grows with size^2)."""
+    cost_scale: float = 1.0
+    """Multiplies every spread (the file's or --fx.spread-pips), the slippage and the impact term (not the
+    commission): the knob of the reports' cost-sensitivity table."""
     latency_bars: int = 1
     """An action decided on bar t's close fills at the open of bar t + latency_bars (>= 1)."""
 
@@ -178,6 +184,9 @@ class FxEnvConfig:
     """Weight of the increase of drawdown (peak equity - equity) / initial equity (negative)."""
     w_holding_penalty: float = 0.0
     """Weight of -|position| / max_position per step."""
+    w_variance_penalty: float = 0.0
+    """Weight of -(step equity change / initial equity)^2: with it the reward is a mean-variance (quadratic)
+    utility, which charges a position for the risk it carries and pays for it only where it earns more."""
     w_differential_sharpe: float = 0.0
     """Weight of Moody's differential Sharpe ratio of per-step returns."""
     dsr_eta: float = 0.01
@@ -216,6 +225,11 @@ class FxEnvConfig:
         for name in ("ma_window", "ma_window_long"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
+        if self.split_bounds is not None:
+            b = list(self.split_bounds)
+            if len(b) != 6 or any(x < 0 for x in b) or b != sorted(b) or b[0] == b[1]:
+                bad("split_bounds", "must be 6 increasing bar indices train_lo < train_hi <= val_lo <= val_hi <= "
+                                    "test_lo <= test_hi")
         if self.embargo_bars is not None and self.embargo_bars < 0:
             bad("embargo_bars", "must be >= 0")
         for name in ("train_frac", "val_frac", "test_frac"):
@@ -235,7 +249,7 @@ class FxEnvConfig:
             bad("pip_size", "must be > 0")
         if self.conversion_rate is not None and not self.conversion_rate > 0:
             bad("conversion_rate", "must be > 0")
-        for name in ("spread_pips", "commission_per_million", "slippage_pips", "impact_pips_per_million",
+        for name in ("spread_pips", "commission_per_million", "slippage_pips", "impact_pips_per_million", "cost_scale",
                      "maintenance_margin", "dsr_eta", "lot_size", "synthetic_annual_vol", "synthetic_level_drift",
                      "synthetic_weekend_gap_hours"):
             if getattr(self, name) < 0:

@@ -100,9 +100,10 @@ class Accounts:
         return torch.trunc(units / self.lot) * self.lot if self.lot > 0 else units
 
     def fill(self, target: torch.Tensor, mid: torch.Tensor, half_spread: torch.Tensor, rate: torch.Tensor,
-             mask: torch.Tensor | None, cap_leverage: bool = True) -> FillResult:
+             mask: torch.Tensor | None, cap_leverage: bool = True, cost_scale: torch.Tensor | None = None) -> FillResult:
         """Trade towards ``target`` units at ``mid`` where ``mask`` (None: every env); the account must be
-        marked at ``mid`` first. Returns units traded and costs."""
+        marked at ``mid`` first. ``cost_scale`` [N] multiplies each row's slippage (its spread comes scaled in
+        ``half_spread``). Returns units traded and costs."""
         if cap_leverage:
             cap = self.balance.clamp(min=0.0) * self.leverage / (mid * rate)
             target = self._round_lots(torch.maximum(torch.minimum(target, cap), -cap))
@@ -110,7 +111,9 @@ class Accounts:
         if mask is not None:
             q = torch.where(mask, q, torch.zeros_like(q))
         absq = q.abs()
-        slip = self.pip * (self.cfg.slippage_pips + self.cfg.impact_pips_per_million * absq / 1e6)
+        slip = self.pip * self.cfg.cost_scale * (self.cfg.slippage_pips + self.cfg.impact_pips_per_million * absq / 1e6)
+        if cost_scale is not None:
+            slip = slip * cost_scale
         res = FillResult(traded=q, spread=absq * half_spread * rate, commission=absq * mid * rate * self.commission_rate,
                          slippage=absq * slip * rate)
         fill_price = mid + torch.sign(q) * (half_spread + slip)

@@ -104,7 +104,7 @@ def _market_key(cfg: FxEnvConfig) -> tuple:
         "synthetic_weekend_gap_hours", "train_frac", "val_frac", "test_frac", "embargo_bars", "episode_bars",
         "spread_pips", "pip_size", "account_currency", "conversion_rate", "conversion_data", "conversion_pair",
         "obs_mode", "window_high", "window_medium", "window_low", "agg_medium", "agg_low", "vol_window", "ma_window",
-        "ma_window_long", "volume_feature"))
+        "ma_window_long", "volume_feature", "split_bounds"))
 
 
 def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the market") -> dict[str, tuple[int, int]]:
@@ -132,6 +132,19 @@ def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the m
             f"--fx.episode-bars + 1 = {cfg.episode_bars + 1:,} bars at --fx.train-frac {cfg.train_frac:g}; use more "
             f"data, a preset for this bar size, or smaller values of those flags")
     return ranges
+
+
+def explicit_ranges(cfg: FxEnvConfig, n: int, valid_from: int, source: str) -> dict[str, tuple[int, int]]:
+    """``cfg.split_bounds`` as split ranges, checked against the series (one line naming what is wrong)."""
+    b = list(cfg.split_bounds)
+    names = dict(zip(SPLITS, ((b[0], b[1]), (b[2], b[3]), (b[4], b[5]))))
+    if b[0] < valid_from or b[5] > n:
+        raise ValueError(f"{source}: --fx.split-bounds {tuple(b)} must lie within bars [{valid_from}, {n}] (the bars "
+                         f"before {valid_from} fill the observation windows)")
+    if b[1] - b[0] < cfg.episode_bars + 1:
+        raise ValueError(f"{source}: the training range of --fx.split-bounds has {b[1] - b[0]} bars; it needs at least "
+                         f"--fx.episode-bars + 1 = {cfg.episode_bars + 1}")
+    return {k: v for k, v in names.items() if v[1] > v[0]}
 
 
 def load_market(cfg: FxEnvConfig, strict: bool = True) -> Market:
@@ -162,6 +175,8 @@ def build_market(raw: Bars, cfg: FxEnvConfig, ranges: dict[str, tuple[int, int]]
                          f"{lookback_estimate(cfg):,} bars of history before the first step (--fx.window-*, "
                          f"--fx.agg-*, --fx.ma-window*, --fx.vol-window); use more data or smaller windows")
     error = None
+    if ranges is None and cfg.split_bounds is not None:
+        ranges = explicit_ranges(cfg, len(bars), valid_from, bars.source)
     if ranges is None:
         try:
             ranges = split_ranges(len(bars), valid_from, cfg, bars.source)
@@ -237,16 +252,16 @@ def make_fx_vector_env(cfg: FxEnvConfig, num_envs: int, seed: int, device: str =
 
 
 def make_fx_eval_env(cfg: FxEnvConfig, split: str = "val", seed: int = 0, device: str = "cpu",
-                     data: Any = None, norm: FeatureNorm | None = None):
-    """Deterministic backtest env: ONE account over the whole ``split`` (``all``: the whole series) from its
-    first bar with full windows. ``norm``: a fitted normalisation to use (a checkpoint's), else the
-    training range's."""
+                     data: Any = None, norm: FeatureNorm | None = None, num_envs: int = 1):
+    """Deterministic backtest env: ONE account (or ``num_envs`` identical ones, for batched backtests) over the
+    whole ``split`` (``all``: the whole series) from its first bar with full windows. ``norm``: a fitted
+    normalisation to use (a checkpoint's), else the training range's."""
     from envs.fx.vector import FxVectorEnv
 
     market, cfg, cached = _market_from(data, cfg)
     lo, hi = market.bounds(split)
     start = max(lo, market.valid_from)
-    return FxVectorEnv(market.bars, cfg, num_envs=1, seed=seed, device=device,
+    return FxVectorEnv(market.bars, cfg, num_envs=num_envs, seed=seed, device=device,
                        norm=norm if norm is not None else fit_norm(market, cfg, cached),
                        episode_bars=max(1, hi - 1 - start), start_mode="first", split=split, bounds=(lo, hi),
                        context=market.context, bar_ns=market.bar_ns)

@@ -12,6 +12,8 @@ Components (raw, before weight and scale):
 * ``swap``              overnight swap credited this step / E0 (financing; usually <= 0)
 * ``drawdown_penalty``  -(increase of (peak equity - equity) / E0)               (<= 0)
 * ``holding_penalty``   -|position| / max_position                               (<= 0)
+* ``variance_penalty``  -((equity_t - equity_{t-1}) / E0)^2: the quadratic term of a
+  mean-variance utility; charges risk, not holding                           (<= 0)
 * ``differential_sharpe`` Moody & Saffell's differential Sharpe ratio of the per-step
   return (equity_t / equity_{t-1} - 1), with moving moments of rate ``dsr_eta``.
 
@@ -65,6 +67,7 @@ class RewardSystem:
             "swap": swap / self.e0,
             "drawdown_penalty": -(drawdown - self.last_drawdown).clamp(min=0.0),
             "holding_penalty": -position.abs() / self.cfg.max_position,
+            "variance_penalty": -((equity - equity_prev) / self.e0) ** 2,
             "differential_sharpe": self._differential_sharpe(ret),
         }
         self.last_drawdown = drawdown

@@ -137,6 +137,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
                              f"({np.datetime64(int(self.market['time'][first]), 'ns')}) of {bars.source}; the "
                              f"conversion series must start before the traded bars")
         self.accounts = Accounts(cfg, self.num_envs, self.device, self.context.pip)
+        self.cost_scale = torch.ones(self.num_envs, dtype=torch.float64, device=self.device)
         self.rewards = RewardSystem(cfg, self.num_envs, self.device)
         self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
         self.latency = int(cfg.latency_bars)
@@ -167,6 +168,11 @@ class FxVectorEnv(gym.vector.VectorEnv):
         self.seed_keys = _seed_keys(seed, n, dev)
         self.draws = torch.zeros(n, dtype=torch.int64, device=dev)
         self._started = False
+
+    def set_cost_scale(self, scale: Any) -> None:
+        """Per-env multiples of the spread and slippage (on top of ``cfg.cost_scale``): N backtests of one policy
+        at several cost levels in one pass (the reports' cost sensitivity)."""
+        self.cost_scale = torch.as_tensor(scale, dtype=torch.float64, device=self.device).reshape(self.num_envs).clone()
 
     # ---------------------------------------------------------------------------- randomness
     def _draw_starts(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,7 +307,10 @@ class FxVectorEnv(gym.vector.VectorEnv):
         swap = acc.accrue_swap(m["roll_before"][t], m["swap_long"][t], m["swap_short"][t], r_open)
         pnl = acc.mark(open_, r_open)
         stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
-        cost = acc.fill(torch.zeros_like(open_), open_, m["hs_open"][t], r_open, stop_open, cap_leverage=False).cost
+        cs = self.cost_scale
+        hs_open = m["hs_open"][t] * cs
+        cost = acc.fill(torch.zeros_like(open_), open_, hs_open, r_open, stop_open, cap_leverage=False,
+                        cost_scale=cs).cost
         if self.latency == 1:  # the order just sent is the one due now
             due, due_mask = target, ~stop_open
         else:  # pending[:, k] fills k + 1 bars from now; NaN = no order
@@ -310,7 +319,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
             due_mask = ~torch.isnan(due) & ~stop_open
             due = torch.nan_to_num(due, nan=0.0)
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
-        cost = cost + acc.fill(due, open_, m["hs_open"][t], r_open, due_mask).cost
+        cost = cost + acc.fill(due, open_, hs_open, r_open, due_mask, cost_scale=cs).cost
         swap = swap + acc.accrue_swap(m["roll_inside"][t], m["swap_long"][t], m["swap_short"][t], r_close)
         # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
         long_ = acc.position > 0
@@ -318,12 +327,12 @@ class FxVectorEnv(gym.vector.VectorEnv):
         r_worst = self._rate(worst, m["rate_close"][t])
         stop_bar = acc.breach(worst, r_worst)
         pnl = pnl + acc.mark(worst, r_worst, stop_bar)
-        cost = cost + acc.fill(torch.zeros_like(worst), worst, torch.where(long_, m["hs_low"][t], m["hs_high"][t]),
-                               r_worst, stop_bar, cap_leverage=False).cost
+        cost = cost + acc.fill(torch.zeros_like(worst), worst, torch.where(long_, m["hs_low"][t], m["hs_high"][t]) * cs,
+                               r_worst, stop_bar, cap_leverage=False, cost_scale=cs).cost
         pnl = pnl + acc.mark(close, r_close)
         stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
-        cost = cost + acc.fill(torch.zeros_like(close), close, m["hs_close"][t], r_close, stop_close,
-                               cap_leverage=False).cost
+        cost = cost + acc.fill(torch.zeros_like(close), close, m["hs_close"][t] * cs, r_close, stop_close,
+                               cap_leverage=False, cost_scale=cs).cost
         breach = stop_open | stop_bar | stop_close
         acc.settle()
 

@@ -11,6 +11,7 @@ writes ``report.json`` plus three PNGs. :func:`backtest_checkpoint` is ``python 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -23,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from envs.fx.research import metrics, plots
-from envs.fx.research.baselines import BASELINES, NOT_PLOTTED, PolicyFn, env_cfg_value, scalar
+from envs.fx.research import metrics, plots, report
+from envs.fx.research.baselines import BASELINES, NOT_PLOTTED, BaselineParams, PolicyFn, env_cfg_value, scalar
 
 COST_INFO_KEYS: tuple[str, ...] = ("costs", "cost", "transaction_cost")
 """Info keys read (first one present) as the money cost paid on a step."""
@@ -56,6 +57,8 @@ class Trajectory:
     zeros when the env reports none (see ``COST_INFO_KEYS``)."""
     action: np.ndarray
     """Action sent on each step (level index or target), shape [n_steps, ...]."""
+    swap: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Swap credited (negative: charged) on each step, in account currency (zeros when the env reports none)."""
     components: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-step reward components, keyed by name without the ``reward/`` prefix."""
     initial_equity: float = math.nan
@@ -102,6 +105,10 @@ def _info_value(info: Mapping[str, Any], key: str) -> float | None:
     return scalar(info[key]) if key in info else None
 
 
+def _scalar_or(info: Mapping[str, Any], key: str, default: float = 0.0) -> float:
+    return scalar(info[key]) if key in info else default
+
+
 def position_scale(env: Any) -> float:
     """Units of one full position: ``max_position`` of the env (or its cfg), else 1.0."""
     scale = env_cfg_value(env, "max_position")
@@ -121,7 +128,8 @@ def run_backtest(policy_fn: PolicyFn, env: Any, max_steps: int | None = None) ->
     initial_equity = _info_value(info, "equity")
     initial_time = _info_value(info, "time")
     initial_close = _info_value(info, "close")
-    rows: dict[str, list] = {k: [] for k in ("time", "close", "equity", "position", "reward", "costs", "action")}
+    rows: dict[str, list] = {k: [] for k in ("time", "close", "equity", "position", "reward", "costs", "action",
+                                             "swap")}
     components: dict[str, list[float]] = {}
     terminated = False
     step = 0
@@ -148,6 +156,8 @@ def run_backtest(policy_fn: PolicyFn, env: Any, max_steps: int | None = None) ->
                 rows["costs"].append(0.0)
             rows["action"].append(np.asarray(action.detach().cpu() if isinstance(action, torch.Tensor) else action)
                                   .reshape(-1))
+            e0_money = e0 if e0 is not None else initial_equity or 0.0
+            rows["swap"].append(_scalar_or(info, "reward_raw/swap") * e0_money)
             for key, value in info.items():
                 if key.startswith("reward/"):
                     components.setdefault(key[len("reward/"):], [0.0] * (step - 1)).append(scalar(value))
@@ -171,6 +181,7 @@ def run_backtest(policy_fn: PolicyFn, env: Any, max_steps: int | None = None) ->
         costs=np.asarray(rows["costs"], dtype=np.float64),
         action=np.stack(rows["action"]),
         components={k: np.asarray(v, dtype=np.float64) for k, v in components.items()},
+        swap=np.asarray(rows["swap"], dtype=np.float64),
         initial_equity=float(initial_equity),
         initial_time=int(initial_time) if initial_time is not None else None,
         initial_close=initial_close,
@@ -178,69 +189,194 @@ def run_backtest(policy_fn: PolicyFn, env: Any, max_steps: int | None = None) ->
     )
 
 
-def _json_safe(x: Any) -> Any:
-    """Non-finite floats (only +inf occurs, see envs.fx.research.metrics) become None so report.json is strict JSON."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+def _slice_obs(obs: Any, rows: torch.Tensor) -> Any:
+    return {k: v[rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows]
+
+
+_INFO_FOR_POLICIES = ("close", "time", "equity", "position")
+
+
+def run_backtests(policies: list[PolicyFn], env: Any) -> list[Trajectory]:
+    """Backtest ``policies[i]`` on row i of the vector ``env`` (``env.num_envs == len(policies)``), all rows in
+    lockstep from ``reset()`` until each row's episode ends: one pass for an agent, its baselines and its cost
+    multiples. Rows that share a policy object are called together with their batch of observations; a
+    baseline (one object per row) gets its row as a batch of one. Equal to :func:`run_backtest` row by row."""
+    n = env.num_envs
+    if len(policies) != n:
+        raise ValueError(f"{len(policies)} policies for an env of {n} rows")
+    groups: dict[int, tuple[PolicyFn, list[int]]] = {}
+    for i, p in enumerate(policies):
+        groups.setdefault(id(p), (p, []))[1].append(i)
+    index = [(p, torch.tensor(rows, device=getattr(env, "device", "cpu"))) for p, rows in groups.values()]
+    scale = position_scale(env)
+    e0 = env_cfg_value(env, "initial_equity")
+    obs, info = env.reset()
+    initial = {k: info[k].detach().cpu().clone() for k in ("equity", "time", "close")}
+    rec: dict[str, list[torch.Tensor]] = {k: [] for k in ("time", "close", "equity", "position", "reward", "costs",
+                                                          "swap", "action")}
+    components: dict[str, list[torch.Tensor]] = {}
+    alive = torch.ones(n, dtype=torch.bool)
+    end = torch.full((n,), -1, dtype=torch.int64)
+    stopped = torch.zeros(n, dtype=torch.bool)
+    step = 0
+    with torch.no_grad():
+        while bool(alive.any()):
+            actions = None
+            for policy, rows in index:
+                sub_info = {k: info[k][rows] for k in _INFO_FOR_POLICIES if k in info}
+                a = torch.as_tensor(policy(_slice_obs(obs, rows), sub_info))
+                a = a.reshape(len(rows), *a.shape[1:]) if a.dim() else a.reshape(1)
+                if actions is None:
+                    actions = torch.zeros((n, *a.shape[1:]), dtype=a.dtype, device=a.device)
+                actions[rows] = a
+            obs, reward, term, trunc, info = env.step(actions)
+            rec["time"].append(info["time"].cpu())
+            rec["close"].append(info["close"].cpu())
+            rec["equity"].append(info["equity"].cpu())
+            rec["position"].append(info["position"].cpu() / scale)
+            rec["reward"].append(info.get("reward64", reward).cpu())
+            rec["costs"].append(info["costs"].cpu())
+            rec["swap"].append(info["reward_raw/swap"].cpu() * e0)
+            rec["action"].append(actions.detach().cpu().reshape(n, -1))
+            for key, value in info.items():
+                if key.startswith("reward/"):
+                    components.setdefault(key[len("reward/"):], []).append(value.cpu())
+            done = (term | trunc).cpu() & alive
+            end[done] = step
+            stopped |= term.cpu() & done
+            alive &= ~done
+            step += 1
+    stack = {k: torch.stack(v).double().numpy() if k != "time" and k != "action" else torch.stack(v).numpy()
+             for k, v in rec.items()}
+    comps = {k: torch.stack(v).double().numpy() for k, v in components.items()}
+    out = []
+    for i in range(n):
+        m = int(end[i]) + 1
+        out.append(Trajectory(
+            time=stack["time"][:m, i].astype(np.int64), close=stack["close"][:m, i], equity=stack["equity"][:m, i],
+            position=stack["position"][:m, i], reward=stack["reward"][:m, i], costs=stack["costs"][:m, i],
+            action=stack["action"][:m, i], components={k: v[:m, i] for k, v in comps.items()},
+            swap=stack["swap"][:m, i], initial_equity=float(initial["equity"][i]),
+            initial_time=int(initial["time"][i]), initial_close=float(initial["close"][i]),
+            terminated=bool(stopped[i])))
+    return out
 
 
 def _iso(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
 
 
-def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir: str | os.PathLike,
-                    periods_per_year: float | None = None, split: str | None = None,
-                    momentum_lookback: int = 20, label: str = "policy") -> dict[str, Any]:
-    """Backtest ``policy_fn`` and the baselines on fresh envs from ``env_factory``; write the report.
+def _takes(env_factory: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(env_factory).parameters
+    except (TypeError, ValueError):
+        return False
 
-    Writes into ``out_dir``: ``report.json`` (``{"split", "metrics", "baselines": {"flat",
-    "buy_and_hold", "momentum", "random"}, "bars", "start", "end", "periods_per_year"}``; non-finite
-    metrics such as an infinite profit factor are written as null), ``equity_drawdown.png``,
-    ``positions.png`` and ``trade_returns.png``. Returns the dict as written.
-    ``periods_per_year`` defaults to :func:`engine.metrics.infer_periods_per_year` of the bar
-    times; ``split`` defaults to ``env.split`` when the env has it.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    env = env_factory()
-    split = split if split is not None else getattr(env, "split", None)
-    traj = run_backtest(policy_fn, env)
+
+def run_baselines(env_factory: Callable[..., Any], params: BaselineParams | None = None,
+                  expect_len: int | None = None) -> tuple[dict[str, Trajectory], dict[str, str]]:
+    """Every baseline on a fresh env from ``env_factory``: (trajectories, skipped name -> why)."""
     baselines: dict[str, Trajectory] = {}
     skipped: dict[str, str] = {}
+    params = params or BaselineParams()
     for name, make in BASELINES.items():
         b_env = env_factory()
         try:
-            baselines[name] = run_backtest(make(b_env, momentum_lookback), b_env)
+            policy = make(b_env, params.resolved(b_env))
         except ValueError as exc:  # e.g. no 0 among the position levels: "flat" is not expressible
             warnings.warn(f"baseline {name} skipped: {exc}", stacklevel=2)
             skipped[name] = str(exc)
             continue
-        if len(baselines[name]) != len(traj) and not (traj.terminated or baselines[name].terminated):
-            raise RuntimeError(f"baseline {name} ran {len(baselines[name])} steps but the policy ran {len(traj)}: "
+        baselines[name] = run_backtest(policy, b_env)
+        if expect_len is not None and len(baselines[name]) != expect_len and not baselines[name].terminated:
+            raise RuntimeError(f"baseline {name} ran {len(baselines[name])} steps but the policy ran {expect_len}: "
                                f"env_factory must return envs over the same split")
+    return baselines, skipped
+
+
+def baseline_policies(env: Any, params: BaselineParams) -> tuple[dict[str, PolicyFn], dict[str, str]]:
+    """Fresh baseline policies for ``env`` and the ones its action space cannot express (name -> why)."""
+    made, skipped = {}, {}
+    for name, make in BASELINES.items():
+        try:
+            made[name] = make(env, params.resolved(env))
+        except ValueError as exc:
+            warnings.warn(f"baseline {name} skipped: {exc}", stacklevel=2)
+            skipped[name] = str(exc)
+    return made, skipped
+
+
+def backtest_batch(agent_policies: Mapping[Any, PolicyFn], env_factory: Callable[..., Any],
+                   params: BaselineParams, multiples: tuple[float, ...] = ()) -> tuple[
+                       dict[tuple[Any, float], Trajectory], dict[str, Trajectory], dict[str, str]]:
+    """One pass of one vector env: every agent policy at cost multiple 1 and at ``multiples``, and every
+    baseline at 1. Returns ({(agent key, multiple): trajectory}, {baseline: trajectory}, skipped)."""
+    probe = env_factory(num_envs=1)
+    base, skipped = baseline_policies(probe, params)
+    scales = sorted({1.0, *multiples})
+    rows: list[tuple[str, Any, float]] = [("agent", k, m) for k in agent_policies for m in scales]
+    rows += [("baseline", name, 1.0) for name in base]
+    env = env_factory(num_envs=len(rows))
+    env.set_cost_scale([m for _, _, m in rows])
+    base = {name: make(env, params.resolved(env)) for name, make in BASELINES.items() if name in base}
+    policies = [agent_policies[k] if kind == "agent" else base[k] for kind, k, _ in rows]
+    trajs = run_backtests(policies, env)
+    agents = {(k, m): t for (kind, k, m), t in zip(rows, trajs) if kind == "agent"}
+    baselines = {k: t for (kind, k, _), t in zip(rows, trajs) if kind == "baseline"}
+    return agents, baselines, skipped
+
+
+def backtest_report(policy_fn: PolicyFn, env_factory: Callable[..., Any], out_dir: str | os.PathLike,
+                    periods_per_year: float | None = None, split: str | None = None,
+                    momentum_lookback: int | None = None, label: str = "agent", n_trials: int = 1,
+                    sr_variance: float | None = None, extra: Mapping[str, Any] | None = None,
+                    baseline_params: BaselineParams | None = None) -> dict[str, Any]:
+    """Backtest ``policy_fn`` and the baselines on fresh envs from ``env_factory``; write the report.
+
+    Writes into ``out_dir``: ``report.json`` (:mod:`envs.fx.research.report` lists its keys: verdict,
+    Sharpe with its bootstrap interval, PSR, DSR with ``n_trials``, the baselines, cost sensitivity),
+    ``bars.csv`` (per-bar data of the agent and every baseline), ``equity_drawdown.png``,
+    ``positions.png``, ``trade_returns.png``, ``bootstrap_sharpe.png`` and ``cost_sensitivity.png``.
+    When ``env_factory(num_envs=N)`` builds an FX env of N accounts, the agent, the baselines and the
+    agent at the cost multiples of ``report.COST_MULTIPLES`` run in one batched pass; with a plain
+    ``env_factory()`` they run one after another and there is no cost table. Returns the dict as
+    written. ``periods_per_year`` defaults to the bar times'; ``split`` to the env's.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = baseline_params or BaselineParams(momentum_lookback=momentum_lookback)
+    costs: dict[float, Trajectory] = {}
+    env = env_factory()
+    split = split if split is not None else getattr(env, "split", None)
+    if _takes(env_factory, "num_envs") and callable(getattr(env, "set_cost_scale", None)):
+        grid = tuple(sorted(set(report.COST_MULTIPLES) | set(report.BREAK_EVEN_GRID)))
+        agents, baselines, skipped = backtest_batch({"agent": policy_fn}, env_factory, params, grid)
+        traj = agents["agent", 1.0]
+        costs = {m: t for (_, m), t in agents.items()}
+    else:
+        traj = run_backtest(policy_fn, env)
+        baselines, skipped = run_baselines(env_factory, params, None if traj.terminated else len(traj))
     times = traj.curve_time
     if periods_per_year is None:
         periods_per_year = metrics.infer_periods_per_year(times)
+    analysis = report.analyse(traj, baselines, periods_per_year, n_trials, sr_variance)
     result: dict[str, Any] = {
         "split": split,
-        "metrics": metrics.compute_metrics(traj, periods_per_year),
-        "baselines": {name: metrics.compute_metrics(t, periods_per_year) for name, t in baselines.items()},
+        **{k: v for k, v in analysis.items() if not k.startswith("_")},
         "bars": len(traj),
         "start": _iso(times[0]),
         "end": _iso(times[-1]),
         "periods_per_year": float(periods_per_year),
         "terminated_early": traj.terminated,
+        **(dict(extra) if extra else {}),
     }
+    if costs:
+        result.update(report.cost_sensitivity(costs.__getitem__, periods_per_year))
     if skipped:
         result["baselines_skipped"] = skipped
-    result = _json_safe(result)
-    with open(out / "report.json", "w") as fh:
-        json.dump(result, fh, indent=2)
+    result = report.json_safe(result)
+    _write_json(out / "report.json", result)
+    report.write_bars(out / "bars.csv", {label: traj, **baselines})
 
     where = f" ({split} split)" if split else ""
     n = len(traj) + 1
@@ -253,28 +389,29 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[[], Any], out_dir
             curve = np.concatenate([curve, np.full(n - curve.size, curve[-1])])
         curves[name.replace("_", " ")] = curve[:n]
     plots.plot_equity_drawdown(curves, out / "equity_drawdown.png", times=times,
-                                title=f"Equity and drawdown{where}")
+                               title=f"Equity and drawdown{where}")
     plots.plot_positions(traj.curve_close, traj.curve_position, out / "positions.png", times=times,
-                          title=f"{label.capitalize()} positions over price{where}")
+                         title=f"{label.capitalize()} positions over price{where}")
     plots.plot_trade_returns(metrics.trade_returns(traj.position, traj.equity_curve), out / "trade_returns.png",
-                              title=f"{label.capitalize()} trade returns{where}")
+                             title=f"{label.capitalize()} trade returns{where}")
+    plots.plot_bootstrap(analysis["_bootstrap_sharpes"], result["sharpe"], tuple(result["sharpe_ci"]),
+                         out / "bootstrap_sharpe.png", title=f"Bootstrap distribution of the Sharpe ratio{where}")
+    if "cost_sensitivity_table" in result:
+        plots.plot_cost_sensitivity(result["cost_sensitivity_table"], out / "cost_sensitivity.png",
+                                    result["break_even_cost_multiple"], title=f"Cost sensitivity{where}")
     return result
 
 
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, path)
+
+
 def format_summary(result: Mapping[str, Any]) -> str:
-    """A small text table of the main metrics: policy vs baselines."""
-    cols = {"policy": result["metrics"], **result["baselines"]}
-    rows = [("total_return", "{:+.2%}"), ("sharpe", "{:.2f}"), ("max_drawdown", "{:.2%}"),
-            ("win_rate", "{:.1%}"), ("profit_factor", "{:.2f}"), ("n_trades", "{:d}"), ("exposure", "{:.1%}"),
-            ("turnover", "{:.1f}"), ("costs_paid", "{:.2f}")]
-    lines = [f"{'':15s}" + "".join(f"{c:>14s}" for c in cols)]
-    for key, fmt in rows:
-        cells = []
-        for m in cols.values():
-            v = m.get(key)
-            cells.append(f"{'inf' if v is None else fmt.format(v):>14s}")  # null in the JSON is +inf
-        lines.append(f"{key:15s}" + "".join(cells))
-    return "\n".join(lines)
+    """The text report (see :func:`envs.fx.research.report.format_report`)."""
+    return report.format_report(result)
 
 
 @dataclass
@@ -293,8 +430,15 @@ class BacktestArgs:
     """Where report.json and the PNGs go (default: backtest-<split>/ next to the checkpoint)."""
     periods_per_year: float | None = None
     """Bars per year for annualising (default: inferred from the bar times)."""
-    momentum_lookback: int = 20
-    """Bars of price history the momentum baseline looks back over."""
+    momentum_lookback: int | None = None
+    """Bars of price history the momentum baseline looks back over (default: a trading day of bars)."""
+    zscore_window: int | None = None
+    """Bars of the z-score baseline's mean and deviation (default: the checkpoint's --fx.ma-window)."""
+    zscore_entry: float = 1.0
+    """Z-score at which the z-score baseline enters (it exits when the z-score crosses zero)."""
+    n_trials: int = 1
+    """How many configurations were tried to find this checkpoint (seeds, tuning trials): the deflated Sharpe
+    ratio corrects for them."""
     device: str = "cpu"
     """Torch device for the policy and env."""
 
@@ -310,8 +454,14 @@ def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
         raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
     if args.data is not None and not Path(args.data).is_file():
         raise FileNotFoundError(f"--data: data file {args.data} does not exist")
-    if args.momentum_lookback < 1:
+    if args.momentum_lookback is not None and args.momentum_lookback < 1:
         raise ValueError(f"--momentum-lookback must be >= 1, got {args.momentum_lookback}")
+    if args.n_trials < 1:
+        raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
+    if args.zscore_window is not None and args.zscore_window < 2:
+        raise ValueError(f"--zscore-window must be >= 2, got {args.zscore_window}")
+    if not (math.isfinite(args.zscore_entry) and args.zscore_entry > 0):
+        raise ValueError(f"--zscore-entry must be a finite number > 0, got {args.zscore_entry}")
     if args.periods_per_year is not None and not (math.isfinite(args.periods_per_year) and args.periods_per_year > 0):
         raise ValueError(f"--periods-per-year must be a finite number > 0, got {args.periods_per_year}")
     ckpt = read_checkpoint(args.ckpt)
@@ -329,13 +479,16 @@ def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
                       f"{fx.data or 'the synthetic market'}", stacklevel=2)
     out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{split}"
 
-    def env_factory() -> Any:
-        return market.make_fx_eval_env(fx, split=split, seed=0, device=args.device, norm=norm)
+    def env_factory(num_envs: int = 1) -> Any:
+        return market.make_fx_eval_env(fx, split=split, seed=0, device=args.device, norm=norm, num_envs=num_envs)
 
     _, policy = loop.load_policy(args.ckpt, device=args.device, env=env_factory())
     result = backtest_report(lambda obs, info: policy(obs), env_factory, out_dir,
                              periods_per_year=args.periods_per_year, split=split,
-                             momentum_lookback=args.momentum_lookback)
+                             n_trials=args.n_trials,
+                             baseline_params=BaselineParams(args.momentum_lookback, args.zscore_window,
+                                                            args.zscore_entry),
+                             extra={"reward_weights": fx.reward_weights()})
     print(format_summary(result))
     print(f"report written to {out_dir}")
     return result

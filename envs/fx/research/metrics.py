@@ -15,10 +15,15 @@ Conventions (units)
   it and standard deviations by its square root. :func:`infer_periods_per_year` derives it
   from bar times.
 
-Edge cases never produce NaN: a ratio whose denominator is zero is 0.0 when its numerator is
-zero (flat equity: Sharpe 0, no trades: win rate 0 and profit factor 0) and ``inf`` when the
-numerator is positive (profit factor with wins and no losses; Sortino with no losing period;
-Calmar with a gain and no drawdown). ``+inf`` is the only non-finite value a metric can take.
+Edge cases are defined, never NaN or inf, so a report is numbers beside numbers: a ratio
+whose denominator is zero is 0.0 when its numerator is zero (flat equity: Sharpe 0) and
+``RATIO_CAP`` (100) with the numerator's sign otherwise (Sortino with no losing period,
+Calmar with a gain and no drawdown, profit factor with wins and no losses). A profit factor
+with no trades at all is 1.0 (nothing won, nothing lost), as is one whose trades all returned
+zero. A window shorter than a year is not annualised: compounding three months into a year
+turns +130 % into +2,700 %; ``annualised_return`` and ``calmar`` are then None and
+``annualised_note`` says why (the Sharpe ratio's square-root scaling is kept, with its
+bootstrap interval in the report).
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ import numpy as np
 TRADING_DAYS_PER_YEAR = 252
 """Trading days used to annualise intraday and daily bars."""
 
+RATIO_CAP = 100.0
+"""The value of a ratio whose denominator is zero and numerator is not (with the numerator's sign)."""
+MIN_YEARS_TO_ANNUALISE = 1.0
+"""Windows shorter than this many years get no annualised return or Calmar ratio."""
+
 METRIC_KEYS: tuple[str, ...] = (
     "total_return", "annualised_return", "annualised_volatility", "sharpe", "sortino", "max_drawdown",
-    "calmar", "win_rate", "profit_factor", "n_trades", "turnover", "exposure", "costs_paid",
+    "calmar", "win_rate", "profit_factor", "n_trades", "turnover", "exposure", "costs_paid", "swap", "years",
 )
 
 
@@ -46,12 +56,12 @@ def as_1d(x: Any, name: str) -> np.ndarray:
 
 
 def _ratio(num: float, den: float) -> float:
-    """num / den with the module's zero-denominator rule (0 for 0/0, +-inf otherwise)."""
+    """num / den with the module's zero-denominator rule (0 for 0/0, +-RATIO_CAP otherwise), capped at +-RATIO_CAP."""
     if den > 0:
-        return float(num / den)
+        return float(max(-RATIO_CAP, min(RATIO_CAP, num / den)))
     if num == 0:
         return 0.0
-    return math.copysign(math.inf, num)
+    return math.copysign(RATIO_CAP, num)
 
 
 def period_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -208,10 +218,12 @@ def win_rate(trade_rets: Sequence[float] | np.ndarray) -> float:
 def profit_factor(trade_rets: Sequence[float] | np.ndarray) -> float:
     """Gross wins / gross losses (sum of positive returns / -sum of negative returns).
 
-    ``inf`` with wins and no losses; 0.0 with no trades or only zero-return trades.
+    ``RATIO_CAP`` with wins and no losses; 1.0 with no trades or only zero-return trades (nothing
+    won, nothing lost); 0.0 with losses and no wins.
     """
     r = as_1d(trade_rets, "trade returns")
-    return _ratio(float(r[r > 0].sum()), float(-r[r < 0].sum()))
+    wins, losses = float(r[r > 0].sum()), float(-r[r < 0].sum())
+    return 1.0 if wins == 0.0 and losses == 0.0 else _ratio(wins, losses)
 
 
 def turnover(positions: Sequence[float] | np.ndarray, periods_per_year: float | None = None) -> float:
@@ -272,12 +284,13 @@ class TrajectoryLike(Protocol):
     costs: np.ndarray
 
 
-def compute_metrics(traj: TrajectoryLike, periods_per_year: float) -> dict[str, float]:
-    """All metrics of one backtest, keyed by :data:`METRIC_KEYS`.
+def compute_metrics(traj: TrajectoryLike, periods_per_year: float) -> dict[str, Any]:
+    """All metrics of one backtest, keyed by :data:`METRIC_KEYS` (plus ``annualised_note`` for a window
+    shorter than :data:`MIN_YEARS_TO_ANNUALISE`).
 
-    ``turnover`` is annualised (see :func:`turnover`), ``costs_paid`` is the total of
-    ``traj.costs`` in account currency, ``n_trades`` is an int; the rest follow the
-    functions above.
+    ``turnover`` is annualised (see :func:`turnover`), ``costs_paid`` and ``swap`` are totals in
+    account currency, ``n_trades`` is an int, ``years`` the window's length in years of bars;
+    the rest follow the functions above.
     """
     if not periods_per_year > 0:
         raise ValueError(f"periods_per_year must be > 0, got {periods_per_year}")
@@ -285,7 +298,8 @@ def compute_metrics(traj: TrajectoryLike, periods_per_year: float) -> dict[str, 
     pos = np.asarray(traj.position, dtype=np.float64)
     rets = period_returns(eq)
     trades = trade_returns(pos, eq)
-    return {
+    years = rets.size / periods_per_year
+    out: dict[str, Any] = {
         "total_return": total_return(eq),
         "annualised_return": annualised_return(eq, periods_per_year),
         "annualised_volatility": annualised_volatility(rets, periods_per_year),
@@ -299,4 +313,11 @@ def compute_metrics(traj: TrajectoryLike, periods_per_year: float) -> dict[str, 
         "turnover": turnover(pos, periods_per_year),
         "exposure": exposure(pos),
         "costs_paid": float(np.sum(traj.costs)),
+        "swap": float(np.sum(getattr(traj, "swap", 0.0))),
+        "years": float(years),
     }
+    if years < MIN_YEARS_TO_ANNUALISE:
+        out["annualised_return"] = out["calmar"] = None
+        out["annualised_note"] = (f"a {years:.2f}-year window is too short to annualise honestly: "
+                                  f"see total_return ({out['total_return']:+.2%})")
+    return out

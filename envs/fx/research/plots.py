@@ -132,3 +132,74 @@ def plot_trade_returns(trade_rets: np.ndarray, path: str | Path, title: str = "T
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_bootstrap(sharpes: np.ndarray, observed: float, ci: tuple[float, float], path: str | Path,
+                   title: str = "Bootstrap distribution of the Sharpe ratio") -> Path:
+    """Histogram of the resampled Sharpe ratios with the observed value and the interval."""
+    plt = _pyplot()
+    s = np.asarray(sharpes, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    ax.hist(s, bins=60, color="tab:blue", alpha=0.7, edgecolor="white")
+    ax.axvline(observed, color="black", lw=1.5, label=f"observed {observed:.2f}")
+    ax.axvspan(ci[0], ci[1], color="tab:orange", alpha=0.2, label=f"95 % interval {ci[0]:.2f} .. {ci[1]:.2f}")
+    ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("annualised Sharpe ratio (block bootstrap resamples)")
+    ax.set_ylabel("resamples")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_cost_sensitivity(table: Mapping[str, Mapping[str, float]], path: str | Path, break_even: float | None,
+                          title: str = "Cost sensitivity") -> Path:
+    """Sharpe and total return of the same policy at each cost multiple (spread and slippage scaled)."""
+    plt = _pyplot()
+    xs = [float(k) for k in table]
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    ax.plot(xs, [table[k]["sharpe"] for k in table], "o-", color="tab:blue", label="Sharpe (left)")
+    ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("cost multiple (spread and slippage x m)")
+    ax.set_ylabel("annualised Sharpe ratio")
+    ax2 = ax.twinx()
+    ax2.plot(xs, [100 * table[k]["total_return"] for k in table], "s--", color="tab:orange", label="total return % (right)")
+    ax2.set_ylabel("total return (%)")
+    if break_even is not None:
+        ax.axvline(break_even, color="tab:red", lw=1.0, label=f"break-even x{break_even:.2f}")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=9)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_walkforward(times: np.ndarray, curves: Mapping[str, np.ndarray], boundaries: list[np.ndarray],
+                     path: str | Path, title: str = "Walk-forward: stitched out-of-sample equity") -> Path:
+    """Stitched out-of-sample equity curves (start = 1.0) with a vertical line at each fold's first test bar."""
+    plt = _pyplot()
+    x, xlabel = _time_axis(times, len(times))
+    fig, ax = plt.subplots(figsize=(11, 5.5), constrained_layout=True)
+    for i, (label, eq) in enumerate(curves.items()):
+        eq = as_1d(eq, f"equity of {label}")
+        ax.plot(x, eq / eq[0], lw=1.6 if i == 0 else 1.0, label=f"{label} ({total_return(eq):+.2%})",
+                zorder=3 if i == 0 else 2)
+    for k, b in enumerate(boundaries):  # fold starts, as bar times (int64 ns or datetime64)
+        b = np.asarray(b)
+        ax.axvline(b.astype(np.int64).astype("datetime64[ns]") if b.dtype.kind != "M" else b,
+                   color="grey", lw=0.8, ls=":", label="fold starts" if k == 0 else None)
+    ax.axhline(1.0, color="grey", lw=0.7, ls="--")
+    ax.set_ylabel("equity (start = 1.0)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -29,17 +29,24 @@ class BacktestReportHook(Hook):
         run = self.run
         if run is None or not run.is_global_zero:
             return
-        def env_factory() -> Any:
-            return make_fx_eval_env(run.cfg.fx, split=self.split, seed=run.cfg.seed, device=run.device)
+        fx = run.cfg.fx
+
+        def env_factory(num_envs: int = 1) -> Any:
+            return make_fx_eval_env(fx, split=self.split, seed=run.cfg.seed, device=run.device, num_envs=num_envs)
 
         policy = run.policy_fn()
         self.result = backtest_report(lambda obs, info: policy(obs), env_factory, run.out_dir / self.subdir,
-                                      split=self.split)
+                                      split=self.split, extra={"reward_weights": fx.reward_weights()})
         m, base = self.result["metrics"], self.result["baselines"]
         summary["backtest"] = {
             "split": self.split,
             "report": str(run.out_dir / self.subdir / "report.json"),
+            "verdict": self.result["verdict"],
+            "verdict_line": self.result["verdict_line"],
+            "sharpe_ci": self.result["sharpe_ci"],
+            "psr": self.result["psr"],
             **{k: m.get(k) for k in ("sharpe", "total_return", "max_drawdown", "turnover", "n_trades",
                                       "costs_paid")},
             "baseline_sharpe": {name: b.get("sharpe") for name, b in base.items()},
+            "best_baseline": self.result.get("best_baseline"),
         }
