@@ -189,7 +189,7 @@ class BarResult:
 
 
 def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tensor, due_valid: torch.Tensor | None,
-                base_conversion: bool) -> BarResult:
+                base_conversion: bool, skip_idle: bool = False) -> BarResult:
     """Move the accounts through one bar, in the env's order: rollovers in the gap before the open are
     booked on the position held, the position is marked at the open (a gap through the margin level
     stops it out there), the orders due (``due`` target units where ``due_valid``, None = every
@@ -197,34 +197,56 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
     a long, the high for a short) can stop it out, and the position is marked (and checked) at the
     close. ``bar`` holds the :data:`BAR_FIELDS` of the bar per account; ``base_conversion``: the
     account is in the pair's base currency, so quote amounts convert at 1 / price. Every env and
-    live account steps through here, so they cannot drift apart."""
+    live account steps through here, so they cannot drift apart.
+
+    ``skip_idle``: leave out the stop-out fills and the mark at the extreme where no account is
+    stopped out, and the swap where no night is booked (all of them change nothing then: the
+    results are the same to the last bit). It asks the device whether any account is stopped out,
+    so it pays for one account on the CPU (a live account), not for N accounts on a GPU."""
 
     def rate(price: torch.Tensor, tabulated: torch.Tensor) -> torch.Tensor:
         return 1.0 / price if base_conversion else tabulated
 
     open_, low, high, close = bar["open"], bar["low"], bar["high"], bar["close"]
     r_open, r_close = rate(open_, bar["rate_open"]), rate(close, bar["rate_close"])
+    def idle(mask: torch.Tensor) -> bool:
+        return skip_idle and not bool(mask.any())
+
+    def no_fill(price: torch.Tensor) -> FillResult:
+        zero = torch.zeros_like(price)
+        return FillResult(zero, zero, zero, zero, price)
+
+    def swap_for(nights: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        if idle(nights != 0):
+            return torch.zeros_like(nights)
+        return acc.accrue_swap(nights, bar["swap_long"], bar["swap_short"], r)
+
     # the gap before the open: rollovers booked on the position held, then the mark at the open
-    swap = acc.accrue_swap(bar["roll_before"], bar["swap_long"], bar["swap_short"], r_open)
+    swap = swap_for(bar["roll_before"], r_open)
     pnl = acc.mark(open_, r_open)
     stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
-    at_open = acc.fill(torch.zeros_like(open_), open_, bar["hs_open"], r_open, stop_open, cap_leverage=False)
+    at_open = no_fill(open_) if idle(stop_open) else acc.fill(torch.zeros_like(open_), open_, bar["hs_open"], r_open,
+                                                               stop_open, cap_leverage=False)
     due_mask = ~stop_open if due_valid is None else due_valid & ~stop_open
     order = acc.fill(due, open_, bar["hs_open"], r_open, due_mask)
     cost = at_open.cost + order.cost
-    swap = swap + acc.accrue_swap(bar["roll_inside"], bar["swap_long"], bar["swap_short"], r_close)
+    swap = swap + swap_for(bar["roll_inside"], r_close)
     # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
     long_ = acc.position > 0
     worst = torch.where(long_, low, high)
     r_worst = rate(worst, bar["rate_close"])
     stop_bar = acc.breach(worst, r_worst)
-    pnl = pnl + acc.mark(worst, r_worst, stop_bar)
-    at_worst = acc.fill(torch.zeros_like(worst), worst, torch.where(long_, bar["hs_low"], bar["hs_high"]),
-                        r_worst, stop_bar, cap_leverage=False)
+    if idle(stop_bar):
+        at_worst = no_fill(worst)
+    else:
+        pnl = pnl + acc.mark(worst, r_worst, stop_bar)
+        at_worst = acc.fill(torch.zeros_like(worst), worst, torch.where(long_, bar["hs_low"], bar["hs_high"]),
+                            r_worst, stop_bar, cap_leverage=False)
     cost = cost + at_worst.cost
     pnl = pnl + acc.mark(close, r_close)
     stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
-    at_close = acc.fill(torch.zeros_like(close), close, bar["hs_close"], r_close, stop_close, cap_leverage=False)
+    at_close = no_fill(close) if idle(stop_close) else acc.fill(torch.zeros_like(close), close, bar["hs_close"],
+                                                                  r_close, stop_close, cap_leverage=False)
     cost = cost + at_close.cost
     breach = stop_open | stop_bar | stop_close
     acc.settle()
