@@ -157,6 +157,7 @@ def test_the_checks_catch_what_they_guard() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert layer("engine.loop") == "core" and layer("engine.ppo") == "command"
     assert layer("envs.fx.vector") == "fx-sim" and layer("envs.fx.research.backtest") == "fx-research"
+    assert layer("envs.fx.live.agent") == "fx-research" and layer("envs.fx.windows") == "fx-sim"
     assert "fx-research" not in ALLOWED["core"] and "core" not in ALLOWED["fx-sim"]
     modules = project_modules()
     assert "algos.ppo" in graph()["configs.train"] or "algos" in graph()["configs.train"]
