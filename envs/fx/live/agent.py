@@ -46,6 +46,7 @@ from envs.fx.arrays import TradingContext, trading_context
 from envs.fx.config import FxEnvConfig
 from envs.fx.data import Bars, load_bars
 from envs.fx.features import FeatureNorm
+from envs.fx.live.artifact import load_artifact
 from envs.fx.research.spec import norm_from_spec
 from envs.fx.sim_account import SimAccount, bar_arrays
 from envs.fx.vector import portfolio_vector
@@ -196,8 +197,6 @@ class Agent:
         file for its account: pass it here when it moved. Raises
         :class:`~engine.checkpoint.CheckpointError` / ValueError naming the file and what is wrong."""
         if Path(path).suffix.lower() in (".onnx", ".pt2"):
-            from envs.fx.live.export import load_artifact
-
             artifact = load_artifact(path)
             spec = artifact.spec
             fx, context = _trading_setup(artifact.fx, spec["pair"], spec["pip"], path, swap_data, conversion_data)

@@ -18,38 +18,40 @@ deterministic action (argmax of the logits, or the Gaussian mean). Outputs: ``ta
 ``action`` ``[B]`` (the level index, int64, or the continuous action, float32) and ``params``
 ``[B, D]`` (float32 logits, or mean and log-std). The file also carries its spec (JSON: the FX
 config, bar length, pair, position levels, input and output names): ONNX metadata property
-``fxai_spec``, or the ``.pt2`` extra file ``fxai_spec.json``; :func:`load_artifact` reads both
-formats and returns a callable.
+``fxai_spec``, or the ``.pt2`` extra file ``fxai_spec.json``; :func:`envs.fx.live.artifact.load_artifact`
+reads both formats and returns a callable, and :meth:`envs.fx.live.agent.Agent.load` streams with one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
+import logging
+import math
 import os
+import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from envs.fx.config import FxEnvConfig
 from envs.fx.features import TIMEFRAMES, feature_names, scaled_columns
-from envs.fx.live.agent import Agent
+from envs.fx.live.artifact import ACCOUNT_COLUMNS, INPUTS, OUTPUTS, SPEC_FORMAT, SPEC_KEY
 from envs.fx.vector import portfolio_vector
 from envs.fx.windows import history_bars, window_sizes
 
+if TYPE_CHECKING:
+    from envs.fx.live.agent import Agent
+
 FORMATS = ("onnx", "pt2")
-SPEC_KEY = "fxai_spec"
-"""ONNX metadata property (and, with ``.json``, the ``.pt2`` extra file) holding the artifact's spec."""
-SPEC_FORMAT = "fxai-policy/1"
-INPUTS = ("high_freq", "medium_freq", "low_freq", "account")
-OUTPUTS = ("target", "target_units", "action", "params")
-ACCOUNT_COLUMNS = ("position", "unrealised_pnl", "time_in_position", "last_target")
 
 
 class ExportablePolicy(nn.Module):
@@ -158,7 +160,7 @@ def _dynamic_shapes() -> dict[str, dict[int, Any]]:
 
 def _write_atomic(out: Path, write: Callable[[Path], None]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.stem}.tmp{out.suffix}")
     write(tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
@@ -166,16 +168,40 @@ def _write_atomic(out: Path, write: Callable[[Path], None]) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """The exporters' notes (optimizer passes skipped, torchvision absent, deprecations) are not the user's."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_agent(agent: Agent, fmt: Literal["onnx", "pt2"], out: str | os.PathLike) -> Path:
     """Write ``agent`` as one ONNX or ``.pt2`` file at ``out`` (atomically: a temp file, then renamed)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    if agent.policy is None:
+        raise ValueError(f"{agent.source} is already an exported artifact; export its checkpoint")
     model = ExportablePolicy(agent).eval()
     args = example_inputs(agent.fx)
     spec = json.dumps(artifact_spec(agent, fmt), sort_keys=True)
+    out = Path(out)
+    with _quiet_exporters():
+        return _export(model, args, spec, fmt, out)
+
+
+def _export(model: ExportablePolicy, args: tuple[torch.Tensor, ...], spec: str, fmt: str, out: Path) -> Path:
     with torch.no_grad():
         program = torch.export.export(model, args, dynamic_shapes=_dynamic_shapes(), strict=False)
-    out = Path(out)
     if fmt == "pt2":
         return _write_atomic(out, lambda tmp: torch.export.save(program, tmp, extra_files={f"{SPEC_KEY}.json": spec}))
 
@@ -192,60 +218,78 @@ def export_agent(agent: Agent, fmt: Literal["onnx", "pt2"], out: str | os.PathLi
 
 
 # ----------------------------------------------------------------------------------------------
-# running an artifact
+# python -m engine.export
 # ----------------------------------------------------------------------------------------------
-class Artifact:
-    """An exported policy, loaded: ``artifact(windows, account) -> {target, target_units, action, params}``
-    (numpy in, numpy out). ``spec`` is its JSON spec; ``fx`` and ``bar_ns`` are what
-    :func:`envs.fx.windows.raw_windows` needs to compute its inputs from bars."""
+@dataclass
+class ExportArgs:
+    """Export a trained FX checkpoint as one file: feature normalisation, policy and target mapping inside."""
 
-    def __init__(self, path: Path, spec: dict[str, Any], run: Callable[[list[np.ndarray]], list[np.ndarray]]) -> None:
-        self.path, self.spec, self._run = path, spec, run
-        fx = dict(spec["fx"])
-        fx["position_levels"] = tuple(fx["position_levels"])
-        self.fx = FxEnvConfig(**fx)
-        self.bar_ns = int(spec["bar_ns"])
-
-    def __call__(self, windows: dict[str, np.ndarray], account: np.ndarray) -> dict[str, np.ndarray]:
-        inputs = [np.ascontiguousarray(windows[key], dtype=np.float64) for key in TIMEFRAMES]
-        inputs.append(np.ascontiguousarray(np.asarray(account, dtype=np.float64).reshape(-1, 4)))
-        return dict(zip(OUTPUTS, self._run(inputs)))
+    ckpt: Path
+    """Checkpoint file written by training (it carries the config, the feature normalisation and the weights)."""
+    format: Literal["onnx", "pt2"]
+    """``onnx`` (run it with onnxruntime, from any language) or ``pt2`` (``torch.export``, load with
+    ``torch.export.load``)."""
+    out: Path
+    """The artifact to write (``.onnx`` or ``.pt2``, as the format; written to a temp file, then renamed)."""
+    check: int = 256
+    """After writing, run the artifact and the eager policy on this many random inputs and print the
+    largest output difference and how many actions agree (0: no check)."""
 
 
-def load_artifact(path: str | os.PathLike, threads: int = 1) -> Artifact:
-    """Load an ``.onnx`` (onnxruntime, CPU) or ``.pt2`` (``torch.export.load``) artifact written by
-    :func:`export_agent`; the format is read from the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"artifact {path} does not exist")
-    with open(path, "rb") as fh:
-        is_zip = fh.read(2) == b"PK"  # a .pt2 file is a zip archive; an ONNX file is a protobuf
-    if is_zip:
-        extra = {f"{SPEC_KEY}.json": ""}
-        program = torch.export.load(path, extra_files=extra)
-        module = program.module()
+def check_artifact(agent: Agent, path: Path, n: int = 256) -> dict[str, Any]:
+    """The artifact at ``path`` against ``agent``'s eager policy on ``n`` random inputs: the largest absolute
+    difference of each output and how many actions agree."""
+    from envs.fx.live.artifact import load_artifact
 
-        @torch.no_grad()
-        def run_pt2(inputs: list[np.ndarray]) -> list[np.ndarray]:
-            return [o.numpy() for o in module(*(torch.from_numpy(x) for x in inputs))]
-
-        return Artifact(path, json.loads(extra[f"{SPEC_KEY}.json"]), run_pt2)
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    meta = session.get_modelmeta().custom_metadata_map
-    if SPEC_KEY not in meta:
-        raise ValueError(f"{path}: not an FxAI artifact (no {SPEC_KEY!r} metadata)")
-
-    def run_onnx(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return session.run(list(OUTPUTS), dict(zip(INPUTS, inputs)))
-
-    return Artifact(path, json.loads(meta[SPEC_KEY]), run_onnx)
+    art = load_artifact(path)
+    args = example_inputs(agent.fx, n, seed=1)
+    with torch.no_grad():
+        eager = ExportablePolicy(agent).eval()(*args)
+    got = art({key: x.numpy() for key, x in zip(TIMEFRAMES, args[:3])}, args[3].numpy())
+    diffs = {name: float((torch.as_tensor(got[name]).double() - ref.double()).abs().max())
+             for name, ref in zip(("target", "target_units", "action", "params"), eager)}
+    return {"inputs": n, "max_abs_diff": diffs,
+            "actions_equal": int((torch.as_tensor(got["action"]) == eager[2]).sum())}
 
 
-__all__ = ["ACCOUNT_COLUMNS", "Artifact", "ExportablePolicy", "FORMATS", "INPUTS", "OUTPUTS", "artifact_spec",
-           "example_inputs", "export_agent", "load_artifact"]
+def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
+    """``python -m engine.export``: check the flags, load the checkpoint, write the artifact, check it."""
+    from envs.fx.live.agent import Agent
+
+    if not Path(args.ckpt).is_file():
+        raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
+    if args.format not in FORMATS:
+        raise ValueError(f"--format: must be one of {FORMATS} (got {args.format!r})")
+    if Path(args.out).suffix.lower() != f".{args.format}":
+        raise ValueError(f"--out {args.out}: a {args.format} artifact's file name must end in .{args.format}")
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: is a directory; name the file to write")
+    if args.check < 0:
+        raise ValueError(f"--check: must be >= 0 (got {args.check})")
+    parent = Path(args.out).resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise PermissionError(f"--out {args.out}: {probe} is not writable")
+    agent = Agent.load(args.ckpt)
+    t0 = time.perf_counter()
+    print(f"exporting {args.ckpt} ({agent.cfg.policy}, step {agent.global_step}) as {args.format} ...", flush=True)
+    path = export_agent(agent, args.format, args.out)
+    result: dict[str, Any] = {"artifact": str(path), "format": args.format, "bytes": path.stat().st_size,
+                              "export_s": round(time.perf_counter() - t0, 2)}
+    if args.check:
+        check = check_artifact(agent, path, args.check)
+        result["check"] = check
+        worst = max(v for k, v in check["max_abs_diff"].items() if k != "action")
+        print(f"check on {check['inputs']} random inputs: actions equal {check['actions_equal']}/{check['inputs']}, "
+              f"largest output difference {worst:.2e}")
+        if check["actions_equal"] != check["inputs"] or not math.isfinite(worst) or worst > 1e-4:
+            print("warning: the artifact disagrees with the eager policy", file=sys.stderr)
+    print(f"wrote {path} ({result['bytes'] / 1024:.0f} KiB, {args.format}; inputs {', '.join(INPUTS)}; "
+          f"outputs {', '.join(OUTPUTS)})")
+    return result
+
+
+__all__ = ["ExportArgs", "ExportablePolicy", "FORMATS", "artifact_spec", "check_artifact", "example_inputs",
+           "export_agent", "export_checkpoint"]
