@@ -454,6 +454,25 @@ class StreamingAgent:
             self._append(Bar(int(times[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
                              float(bars.close[i]), float(bars.volume[i]), spread))
 
+    def extend_history_bar(self, bar: Any) -> None:
+        """Add one bar as history only (see :meth:`extend_history`)."""
+        if self.trading:
+            raise RuntimeError("extend_history: the agent is already trading; feed new bars with on_bar")
+        self._append(Bar.of(bar))
+
+    def restore(self, history: Bars, position: float = 0.0, time_in_position: float = 0.0, last_target: float = 0.0,
+                trading: bool = False, decisions: int = 0) -> None:
+        """Continue an external-account stream from a journal: the bars it has seen (the newest last; the last
+        :attr:`warmup_bars` are enough) and its counters after the last of them."""
+        if self.mode != "external":
+            raise ValueError("restore rebuilds an external-account stream; a simulated one restores with "
+                             "load_state_dict")
+        self.history = _History(self.agent.warmup_bars)
+        self.trading = False
+        self.extend_history(history)
+        self.position, self.time_in_position = float(position), float(time_in_position)
+        self.last_target, self.trading, self.decisions = float(last_target), bool(trading), int(decisions)
+
     def _append(self, bar: Bar) -> None:
         bar.check()
         last = self.history.last_time
