@@ -5,8 +5,6 @@ writes one self-describing file and refuses bad flags before any work; an agent 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,6 @@ from envs.fx.research.spec import norm_from_spec
 from envs.fx.windows import raw_windows
 from tests.live_helpers import positions_changed, trained_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("onnxruntime")
 
 
@@ -128,11 +125,9 @@ def test_an_agent_streams_from_the_onnx_artifact_as_the_backtest(transformer_bac
 def test_the_export_command_writes_a_self_describing_file_and_refuses_bad_flags_before_work(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ckpt = trained_checkpoint("mlp")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "engine.export", *a], cwd=ROOT, capture_output=True,  # noqa: E731
-                                    text=True, timeout=300)
-    res = run("--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "a" / "policy.onnx"))
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.strip().splitlines()
+    result = main(["--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "a" / "policy.onnx")])
+    assert result["check"]["actions_equal"] == 256 and max(result["check"]["max_abs_diff"].values()) < 1e-5
+    lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith(f"wrote {tmp_path / 'a' / 'policy.onnx'}")
     assert any(line.startswith("check on 256 random inputs: actions equal 256/256") for line in lines)
     import onnx
