@@ -83,9 +83,7 @@ class Bar:
         if isinstance(bar, Bars):
             if len(bar) != 1:
                 raise ValueError(f"on_bar takes one bar at a time, got {len(bar)} (use extend_history for many)")
-            spread = None if bar.spread is None else tuple(float(x) for x in bar.spread[0])
-            return Bar(int(bar.time.astype("datetime64[ns]").astype(np.int64)[0]), float(bar.open[0]),
-                       float(bar.high[0]), float(bar.low[0]), float(bar.close[0]), float(bar.volume[0]), spread)
+            return Bar.rows(bar)[0]
         if isinstance(bar, Mapping):
             missing = [k for k in ("time", "open", "high", "low", "close") if k not in bar]
             if missing:
@@ -95,6 +93,14 @@ class Bar:
                        float(bar["close"]), float(bar.get("volume", 0.0) or 0.0),
                        None if spread is None else tuple(float(x) for x in spread))
         raise TypeError(f"a bar must be a Bar, a one-row Bars or a mapping, got {type(bar).__name__}")
+
+    @staticmethod
+    def rows(bars: Bars) -> list["Bar"]:
+        """Every bar of ``bars``, in order."""
+        t = bars.time.astype("datetime64[ns]").astype(np.int64)
+        spread = [None] * len(bars) if bars.spread is None else [tuple(float(x) for x in r) for r in bars.spread]
+        return [Bar(int(t[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]), float(bars.close[i]),
+                    float(bars.volume[i]), spread[i]) for i in range(len(bars))]
 
     def check(self) -> None:
         """Raise ValueError naming the bar's time and the bad value."""
@@ -251,10 +257,9 @@ class Agent:
         """The env's per-bar arrays of the newest bar (spreads, rollovers, swap and conversion rates)."""
         return bar_arrays(bars, self.fx, self.context, self.bar_ns)
 
-    def account_row(self, account: AccountState, arrays: dict[str, torch.Tensor], time_in_position: float,
-                    last_target: float) -> np.ndarray:
+    def account_row(self, account: AccountState, arrays: dict[str, torch.Tensor]) -> np.ndarray:
         """[4] float64: the account as the policy takes it (position, unrealised P&L in account currency,
-        bars held, last target), at the close of the bar of ``arrays`` (:meth:`bar_arrays`)."""
+        bars held, last target; None counts as 0), at the close of the bar of ``arrays`` (:meth:`bar_arrays`)."""
         if account.unrealised_pnl is not None:
             unrealised = float(account.unrealised_pnl)
         else:
@@ -262,7 +267,8 @@ class Agent:
             rate = 1.0 / close if self.context.conversion == "base" else arrays["rate_close"]
             position = torch.tensor([float(account.position)], dtype=torch.float64)
             unrealised = float((position * (close - float(account.entry_price)) * rate)[0])  # Accounts.unrealised_pnl
-        return np.array([float(account.position), unrealised, float(time_in_position), float(last_target)])
+        return np.array([float(account.position), unrealised, float(account.time_in_position or 0.0),
+                         float(account.last_target or 0.0)])
 
     def observation(self, windows: dict[str, np.ndarray], accounts: np.ndarray) -> dict[str, torch.Tensor]:
         """The env's observation batch from raw windows (:func:`envs.fx.windows.raw_windows`) and account rows
@@ -322,8 +328,7 @@ class Agent:
                 raise ValueError(f"act: history {i} ({len(bars)} bars up to {bars.time[-1]}) does not fill the "
                                  f"observation windows; give about {self.warmup_bars} bars")
             windows.append(w)
-            rows.append(self.account_row(acc, self.bar_arrays(bars), acc.time_in_position or 0.0,
-                                         acc.last_target or 0.0))
+            rows.append(self.account_row(acc, self.bar_arrays(bars)))
             times.append(int(bars.time.astype("datetime64[ns]").astype(np.int64)[-1]))
         batch = {key: np.concatenate([w[key] for w in windows]) for key in windows[0]}
         params, action, target = self.decide(batch, np.stack(rows))
@@ -444,21 +449,13 @@ class StreamingAgent:
         """Bars of history the windows need at most (see :attr:`Agent.warmup_bars`)."""
         return self.agent.warmup_bars
 
-    def extend_history(self, bars: Bars) -> None:
-        """Add bars as history only (warm-up: no decisions, no trading); before the first :meth:`on_bar`."""
+    def extend_history(self, bars: Bars | Sequence[Any]) -> None:
+        """Add bars (a Bars, or a sequence of anything :meth:`Bar.of` takes) as history only (warm-up: no
+        decisions, no trading); before the first :meth:`on_bar`."""
         if self.trading:
             raise RuntimeError("extend_history: the agent is already trading; feed new bars with on_bar")
-        times = bars.time.astype("datetime64[ns]").astype(np.int64)
-        for i in range(len(bars)):
-            spread = None if bars.spread is None else tuple(float(x) for x in bars.spread[i])
-            self._append(Bar(int(times[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
-                             float(bars.close[i]), float(bars.volume[i]), spread))
-
-    def extend_history_bar(self, bar: Any) -> None:
-        """Add one bar as history only (see :meth:`extend_history`)."""
-        if self.trading:
-            raise RuntimeError("extend_history: the agent is already trading; feed new bars with on_bar")
-        self._append(Bar.of(bar))
+        for bar in Bar.rows(bars) if isinstance(bars, Bars) else [Bar.of(b) for b in bars]:
+            self._append(bar)
 
     def restore(self, history: Bars, position: float = 0.0, time_in_position: float = 0.0, last_target: float = 0.0,
                 trading: bool = False, decisions: int = 0) -> None:
@@ -497,10 +494,8 @@ class StreamingAgent:
         if self.sim is not None:
             if self.trading:
                 self.sim.step(arrays)
-            state = AccountState(self.sim.position, self.sim.entry_price,
-                                 float(self.sim.accounts.time_in_position[0]), self.last_target)
-            portfolio_account = AccountState(state.position, state.entry_price,
-                                             unrealised_pnl=float(self.sim.unrealised_pnl(arrays)[0]))
+            seen = AccountState(self.sim.position, self.sim.entry_price, self.sim.time_in_position, self.last_target,
+                                float(self.sim.unrealised_pnl(arrays)[0]))
             equity: float | None = self.sim.equity
         else:
             assert account is not None
@@ -514,16 +509,14 @@ class StreamingAgent:
             else:
                 held = self.time_in_position + 1.0
             last = self.last_target if account.last_target is None else float(account.last_target)
-            state = AccountState(new, float(account.entry_price), held, last)
-            portfolio_account = account
+            seen = AccountState(new, float(account.entry_price), held, last, account.unrealised_pnl)
             equity = None
-        self.position, self.time_in_position = state.position, float(state.time_in_position or 0.0)
+        self.position, self.time_in_position = seen.position, float(seen.time_in_position)
         windows = raw_windows(bars, agent.fx, agent.bar_ns)
         if not windows_ready(windows)[0]:
-            return Decision(bar.time_ns, False, None, 0.0, 0.0, state.position, equity)
-        row = agent.account_row(portfolio_account, arrays, self.time_in_position, state.last_target or 0.0)
-        params, action, target = agent.decide(windows, row[None])
-        decision = agent._decision(bar.time_ns, params, action, target, 0, state.position, equity)
+            return Decision(bar.time_ns, False, None, 0.0, 0.0, seen.position, equity)
+        params, action, target = agent.decide(windows, agent.account_row(seen, arrays)[None])
+        decision = agent._decision(bar.time_ns, params, action, target, 0, seen.position, equity)
         if self.sim is not None:
             self.sim.submit(decision.target_units)
         self.trading = True

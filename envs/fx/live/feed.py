@@ -16,21 +16,12 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-import numpy as np
 import pandas as pd
 
 from envs.fx.config import FxEnvConfig
 from envs.fx.data import Bars, DataError, frame_to_bars, load_bars
 from envs.fx.live.agent import Bar
 from envs.fx.market import _to_mid
-
-
-def bars_of(bars: Bars) -> list[Bar]:
-    """``Bars`` as a list of :class:`Bar`."""
-    t = bars.time.astype("datetime64[ns]").astype(np.int64)
-    spread = [None] * len(bars) if bars.spread is None else [tuple(float(x) for x in row) for row in bars.spread]
-    return [Bar(int(t[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]), float(bars.close[i]),
-                float(bars.volume[i]), spread[i]) for i in range(len(bars))]
 
 
 def to_mid(bars: Bars, fx: FxEnvConfig, source: str | None, price_side: str, pip: float) -> Bars:
@@ -42,7 +33,7 @@ def to_mid(bars: Bars, fx: FxEnvConfig, source: str | None, price_side: str, pip
 
 def read_file(path: str, fx: FxEnvConfig, price_side: str, pip: float, timezone: str) -> list[Bar]:
     """Every bar of a file, checked (errors name the file, row and column) and converted to mid prices."""
-    return bars_of(to_mid(load_bars(path, timezone=timezone), fx, path, price_side, pip))
+    return Bar.rows(to_mid(load_bars(path, timezone=timezone), fx, path, price_side, pip))
 
 
 def read_lines(stream: TextIO, fx: FxEnvConfig, price_side: str, pip: float, timezone: str,
@@ -62,7 +53,7 @@ def read_lines(stream: TextIO, fx: FxEnvConfig, price_side: str, pip: float, tim
             bars = frame_to_bars(frame, name=f"{name} line {line_no}", timezone=timezone)
         except (DataError, ValueError, pd.errors.ParserError) as exc:
             raise ValueError(f"{name} line {line_no}: {exc}") from None
-        yield bars_of(to_mid(bars, fx, None, price_side, pip))[0]
+        yield Bar.rows(to_mid(bars, fx, None, price_side, pip))[0]
 
 
 def open_feed(feed: str, fx: FxEnvConfig, price_side: str, pip: float, timezone: str) -> list[Bar] | Iterator[Bar]:
@@ -72,4 +63,4 @@ def open_feed(feed: str, fx: FxEnvConfig, price_side: str, pip: float, timezone:
     return read_file(feed, fx, price_side, pip, timezone)
 
 
-__all__ = ["bars_of", "open_feed", "read_file", "read_lines", "to_mid"]
+__all__ = ["open_feed", "read_file", "read_lines", "to_mid"]

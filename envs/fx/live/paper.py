@@ -106,8 +106,7 @@ class PaperTrader:
             return
         self.journal.add_bars((self.next_seq + i, bar, "history") for i, bar in enumerate(bars))
         self.next_seq += len(bars)
-        for bar in bars:
-            self.stream.extend_history_bar(bar)
+        self.stream.extend_history(bars)
 
     def process(self, bar: Bar) -> None:
         """One new closed bar of the feed."""
