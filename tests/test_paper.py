@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -91,6 +92,30 @@ def test_paper_trading_with_the_simulated_broker_is_the_backtest_of_the_feed(set
     # every order was journalled before the broker saw it: its row's seq is the bar decided on, filled a bar later
     late = con.execute("SELECT COUNT(*) FROM orders o JOIN fills f ON f.client_id = o.client_id "
                        "WHERE f.seq != o.seq + 1").fetchone()[0]
+    assert late == 0
+
+
+def test_with_a_latency_of_two_bars_the_orders_queue_at_the_broker_and_the_run_is_still_the_backtest(
+        setup: dict, tmp_path: Path) -> None:
+    """--fx.latency-bars 2: each order fills two bars after its decision. (A large account, so the leverage cap
+    never cuts an order: where it does, the env fills the cut order's target again on the next bar while a
+    broker holds what it got, so the two part there; with the presets' latency of 1 they never do.)"""
+    ckpt = trained_checkpoint("mlp", ("--fx.latency-bars", "2", "--fx.initial-equity", "100000"))
+    summary = run_paper(PaperArgs(ckpt=ckpt, feed=str(setup["feed"]), out_dir=tmp_path / "l2", progress_every=0))
+    raw = read_checkpoint(ckpt)
+    cfg = loop.load_config(raw, ckpt)
+    env = market.make_fx_eval_env(dataclasses.replace(cfg.fx, data=str(setup["feed"])), split="all",
+                                  norm=norm_from_spec(raw["env_spec"]))
+    _, policy = loop.load_policy(ckpt, env=env)
+    traj = run_backtest(lambda obs, info: policy(obs), env)
+    con = sqlite3.connect(tmp_path / "l2" / "journal.sqlite")
+    after = np.array(con.execute("SELECT equity, position FROM equity WHERE seq > ? ORDER BY seq",
+                                 (int(env.t_min),)).fetchall())
+    np.testing.assert_array_equal(after[:, 0], traj.equity)
+    np.testing.assert_array_equal(after[:, 1] / cfg.fx.max_position, traj.position)
+    assert positions_changed(traj.position) >= 30 and summary["equity"] == traj.equity[-1]
+    late = con.execute("SELECT COUNT(*) FROM orders o JOIN fills f ON f.client_id = o.client_id "
+                       "WHERE f.seq != o.seq + 2").fetchone()[0]
     assert late == 0
 
 
@@ -283,3 +308,8 @@ def test_bad_input_fails_in_one_line_before_any_work(setup: dict, tmp_path: Path
     assert "is the journal of agent_sha256" in fails("--ckpt", str(other_agent), "--feed", str(feed), "--out-dir",
                                                      str(setup["ref"]))
     assert state_of(setup["ref"]) == before
+    lost = tmp_path / "lost-broker"  # a journal whose simulated broker account was deleted cannot go on
+    shutil.copytree(setup["ref"], lost)
+    (lost / "broker.sqlite").unlink()
+    assert "the simulated broker's account is gone" in fails("--ckpt", str(ckpt), "--feed", str(feed), "--out-dir",
+                                                             str(lost))

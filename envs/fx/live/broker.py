@@ -21,8 +21,10 @@ an order decided on a bar's close fills ``latency_bars`` bars later at the open,
 target position (lot rounding and the leverage cap at the fill, as the env), with the bar's
 spread, slippage and commission; swaps, stop-outs at the open, the adverse extreme and the
 close. On a bar with no order due the position is held (and, as in the env, cut back to the
-leverage cap if the account shrank). With latency 1 (the presets) a paper run therefore ends
-with the backtest's positions and equity. Its state lives in its own SQLite file, every call
+leverage cap if the account shrank). A paper run therefore ends with the backtest's positions
+and equity. (One exception, with ``latency_bars`` above 1 only: where the leverage cap cut an
+order, the env fills that target again at the next open, since its queue holds a target for
+every bar, while a broker holds what it got.) Its state lives in its own SQLite file, every call
 one transaction, so it survives the trading process like a remote broker does.
 """
 

@@ -258,6 +258,8 @@ def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
 
     if not Path(args.ckpt).is_file():
         raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
+    if Path(args.ckpt).suffix.lower() in (".onnx", ".pt2"):
+        raise ValueError(f"--ckpt: {args.ckpt} is already an exported artifact; export the checkpoint it came from")
     if args.format not in FORMATS:
         raise ValueError(f"--format: must be one of {FORMATS} (got {args.format!r})")
     if Path(args.out).suffix.lower() != f".{args.format}":

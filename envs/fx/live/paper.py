@@ -248,6 +248,12 @@ def run_paper(args: PaperArgs, broker: Broker | None = None) -> dict[str, Any]:
     own_broker = broker is None
     if broker is None:
         broker = SimBroker(out / BROKER, agent.fx, agent.context, agent.bar_ns)
+        decided = journal.count("decisions")
+        if decided and broker.last_time_ns is None:
+            journal.close()
+            broker.close()
+            raise ValueError(f"--out-dir {out}: the journal has {decided} decided bars but {out / BROKER} is new: the "
+                             f"simulated broker's account is gone; use another --out-dir")
     trader = PaperTrader(agent, journal, broker)
     try:
         recovered = trader.recover()
