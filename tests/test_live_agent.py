@@ -210,3 +210,21 @@ def test_the_real_eurusd_2017_test_window_streamed_bar_by_bar_matches_the_backte
     assert positions_changed(traj.position) >= 20
     np.testing.assert_array_equal([d.target for d in decisions[:400]], targets_of(traj, cfg.fx.position_levels))
     np.testing.assert_array_equal(np.array([d.position for d in decisions[1:]]) / cfg.fx.max_position, traj.position)
+
+
+def test_a_checkpoint_that_cannot_drive_the_agent_is_refused_naming_the_file_and_why(tmp_path: Path) -> None:
+    from engine.checkpoint import CheckpointError
+
+    raw = torch.load(trained_checkpoint("mlp"), weights_only=True)
+    cases = {"gym.ckpt": ({**raw, "config": {**raw["config"], "env": "CartPole-v1"}}, "needs an FX checkpoint"),
+             "old.ckpt": ({k: v for k, v in raw.items() if k != "env_spec"}, "carries no env_spec"),
+             "other-net.ckpt": ({**raw, "config": {**raw["config"], "mlp": {"hidden": [8], "activation": "tanh"}}},
+                                "policy weights do not fit mlp")}
+    for name, (ckpt, why) in cases.items():
+        torch.save(ckpt, tmp_path / name)
+        with pytest.raises(CheckpointError, match=why) as err:
+            Agent.load(tmp_path / name)
+        assert name in str(err.value)
+    (tmp_path / "torn.ckpt").write_bytes((tmp_path / "gym.ckpt").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="torn.ckpt is corrupt or unreadable"):
+        Agent.load(tmp_path / "torn.ckpt")
