@@ -139,13 +139,13 @@ class PaperTrader:
     def summary(self) -> dict[str, Any]:
         j = self.journal
         last = j.last_equity()
-        position = broker_position = self.broker.position(self.instrument)
+        position = self.broker.position(self.instrument)
         account = self.broker.account()
         first = j.con.execute("SELECT MIN(time_ns) FROM decisions WHERE ready = 1").fetchone()[0]
         return {
             "position": position.units,
             "position_fraction": position.units / self.agent.max_position,
-            "average_price": broker_position.average_price,
+            "average_price": position.average_price,
             "equity": account.equity,
             "balance": account.balance,
             "currency": account.currency,
