@@ -11,6 +11,8 @@ processes on a shared machine disturb far less than wall time.
 * ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``envs/fx/bench.py``).
 * ``policy``: training SPS with the multi-branch transformer vs the MLP policy on the FX env.
 * ``scaling``: CPU DDP weak scaling, 1 vs 2 processes (gloo).
+* ``latency``: per-decision latency of a deployed agent at batch 1 (streaming agent, ONNX and pt2 artifacts;
+  absolute microseconds, median and p95: ``envs/fx/live/latency.py``).
 
 Results are printed and written to ``--out`` (``bench.json``).
 """
@@ -44,7 +46,7 @@ from engine.events import EVENTS
 class BenchArgs:
     """Benchmarks of the FxAI engine; every figure is a ratio measured in one run."""
 
-    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "all"]] = "engine"
+    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "all"]] = "engine"
     """Which benchmark to run."""
     steps: int = 16_384
     """Env steps per engine/bare-loop/policy measurement."""
@@ -272,12 +274,27 @@ def bench_scaling(args: BenchArgs) -> dict[str, Any]:
     return res
 
 
+def bench_latency(args: BenchArgs) -> dict[str, Any]:
+    """Per-decision latency of the preset transformer with the fx (15-minute) and fx-h1 windows, one thread."""
+    from envs.fx.live.latency import run_latency_bench
+
+    res = run_latency_bench({name: get_preset(name) for name in ("fx", "fx-h1")}, n=max(args.steps // 8, 200))
+    flat: dict[str, Any] = {"calls": res.pop("calls")}
+    for preset, figures in res.items():
+        for name, value in figures.items():
+            if isinstance(value, dict):
+                flat.update({f"{preset}.{name}.{k}": v for k, v in value.items()})
+            else:
+                flat[f"{preset}.{name}"] = value
+    return flat
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = tyro.cli(BenchArgs, args=argv)
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                                "cuda": torch.cuda.is_available()}
-    todo = ["engine", "env", "policy", "scaling"] if args.what == "all" else [args.what]
+    todo = ["engine", "env", "policy", "scaling", "latency"] if args.what == "all" else [args.what]
     for what in todo:
         print(f"== {what} ==", flush=True)
         if what == "engine":
@@ -288,6 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = run_env_bench()
         elif what == "policy":
             r = bench_policy(args)
+        elif what == "latency":
+            r = bench_latency(args)
         else:
             r = bench_scaling(args)
         results[what] = r
