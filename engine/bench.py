@@ -349,6 +349,8 @@ def time_to_quality(cfg: TrainConfig, target: float, every: int, threads: int = 
         def on_training_end(self, summary: dict) -> None:
             keep["test_sharpe"] = _test_sharpe(hook.run)
 
+    from envs.fx.bench import peak_rss_mb, peak_rss_reset
+
     with tempfile.TemporaryDirectory() as tmp:
         c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=False, threads=threads,
                                 fx=dataclasses.replace(cfg.fx, report_split="none"),
@@ -387,27 +389,6 @@ def bench_ttq(args: BenchArgs) -> dict[str, Any]:
                                                   "learning_rate": new.ppo.learning_rate,
                                                   "model": dataclasses.asdict(new.model)}}
     return res
-
-
-def peak_rss_reset() -> None:
-    """Reset this process's peak resident memory (Linux: ``/proc/self/clear_refs`` 5), so each row has its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory since the last :func:`peak_rss_reset` (VmHWM), in MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_latency(args: BenchArgs) -> dict[str, Any]:
