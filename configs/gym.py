@@ -19,9 +19,11 @@ def gym() -> TrainConfig:
 
 
 def cartpole() -> TrainConfig:
-    """CartPole-v1 solved (mean return >= 475) within 100k steps (rl-zoo style settings)."""
+    """CartPole-v1 solved (mean return >= 475) within 100k steps (rl-zoo style settings), on gymnasium's natively
+    vectorised CartPole (``--vector-mode vector_entry_point``; ``sync`` with another ``--env``)."""
     return TrainConfig(
         env="CartPole-v1", preset="cartpole", policy="mlp", total_steps=100_000, num_envs=8, rollout_steps=32,
+        vector_mode="vector_entry_point",
         ppo=PPOConfig(learning_rate=1e-3, gamma=0.98, gae_lambda=0.8, update_epochs=20, num_minibatches=1,
                       clip_coef=0.2, anneal_clip=True, clip_vloss=False, ent_coef=0.0, max_grad_norm=0.5),
         hooks=_GYM_HOOKS,
