@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = bench_scaling(args)
         results[what] = r
         for k, v in r.items():
-            if k != "raw_sps":
+            if k not in ("raw_sps", "runs"):
                 print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")
