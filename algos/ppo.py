@@ -123,7 +123,8 @@ def entropy_coefficient(cfg: PPOConfig, progress: float) -> float:
 ADAM_IMPL: str = "fused"
 """Adam's implementation: ``fused`` (one kernel for all parameters), ``foreach`` or ``default`` (torch's per-tensor
 loop on the CPU). Measured by ``python -m engine.bench adam`` on this project's CPU (2026-11-24, torch 2.13, one
-thread): an optimizer step of the CartPole MLP costs 187 µs default, 138 µs foreach, 51 µs fused."""
+thread): an optimizer step costs 200 µs default, 146 foreach, 53 fused (CartPole MLP); 1,264 / 804 / 269 (fx
+transformer); the cartpole preset trains 1.07x faster fused than default."""
 
 
 def adam_kwargs(impl: str) -> dict[str, bool]:
