@@ -19,7 +19,9 @@ def gym() -> TrainConfig:
 
 
 def cartpole() -> TrainConfig:
-    """CartPole-v1 solved (mean return >= 475) within 100k steps (rl-zoo style settings)."""
+    """CartPole-v1 solved (mean return >= 475) within 100k steps (rl-zoo style settings). ``--vector-mode
+    vector_entry_point`` runs it on gymnasium's natively vectorised CartPole instead: no faster here (the update,
+    not the env, is the cost: ``python -m engine.bench cartpole``), so the default stays gymnasium's sync env."""
     return TrainConfig(
         env="CartPole-v1", preset="cartpole", policy="mlp", total_steps=100_000, num_envs=8, rollout_steps=32,
         ppo=PPOConfig(learning_rate=1e-3, gamma=0.98, gae_lambda=0.8, update_epochs=20, num_minibatches=1,

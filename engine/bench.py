@@ -11,6 +11,13 @@ processes on a shared machine disturb far less than wall time.
 * ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``envs/fx/bench.py``).
 * ``policy``: training SPS with the multi-branch transformer vs the MLP policy on the FX env.
 * ``scaling``: CPU DDP weak scaling, 1 vs 2 processes (gloo).
+* ``cartpole``: the CartPole-v1 claim of issue 15: for seeds 1, 2, 3 the ``cartpole`` preset (100k steps, the
+  engine as users run it) vs stable-baselines3 PPO with RL-Zoo's CartPole-v1 hyper-parameters, interleaved;
+  CPU and wall seconds of each whole training (set-up included, evaluation excluded), the final policy's
+  mean return (deterministic, the same 10 seeded episodes for both), the ratio SB3 CPU s / ours; and the
+  preset on gymnasium's SyncVectorEnv (its default) vs the natively vectorised CartPole (``vector_entry_point``).
+* ``adam``: Adam's implementations (default per-tensor loop, ``foreach``, ``fused``): CPU µs per optimizer step of
+  the CartPole MLP and the fx preset's transformer, and the cartpole preset's training SPS with each.
 * ``latency``: per-decision latency of a deployed agent at batch 1 (streaming agent, ONNX and pt2 artifacts;
   absolute microseconds, median and p95: ``envs/fx/live/latency.py``).
 
@@ -46,7 +53,8 @@ from engine.events import EVENTS
 class BenchArgs:
     """Benchmarks of the FxAI engine; every figure is a ratio measured in one run."""
 
-    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "ttq", "all"]] = "engine"
+    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "ttq", "cartpole", "adam",
+                                         "all"]] = "engine"
     """Which benchmark to run."""
     steps: int = 16_384
     """Env steps per engine/bare-loop/policy measurement."""
@@ -62,6 +70,12 @@ class BenchArgs:
     """ttq: the seeds each configuration trains with (the same for both)."""
     ttq_eval_steps: int = 8192
     """ttq: env steps between validation backtests (their time is not counted)."""
+    cartpole_seeds: tuple[int, ...] = (1, 2, 3)
+    """cartpole: the seeds both trainings run with."""
+    cartpole_steps: int = 100_000
+    """cartpole: env steps of each training."""
+    cartpole_eval_episodes: int = 10
+    """cartpole: deterministic evaluation episodes of each final policy."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,6 +405,181 @@ def bench_ttq(args: BenchArgs) -> dict[str, Any]:
     return res
 
 
+# ----------------------------------------------------------------------------------------------
+# CartPole-v1: the engine's preset vs stable-baselines3 with RL-Zoo's settings
+# ----------------------------------------------------------------------------------------------
+RL_ZOO_CARTPOLE = {"n_envs": 8, "n_timesteps": 100_000, "policy": "MlpPolicy", "n_steps": 32, "batch_size": 256,
+                   "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001",
+                   "clip_range": "lin_0.2"}
+"""rl-baselines3-zoo's ``hyperparams/ppo.yml`` entry for CartPole-v1 (everything else SB3's defaults)."""
+
+
+def eval_cartpole(act: Any, episodes: int, seed: int = 10_000) -> float:
+    """Mean return of ``act(obs) -> int`` on CartPole-v1 (single env, reset seeds ``seed + i``)."""
+    env = gym.make("CartPole-v1")
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(act(obs))
+            total += float(r)
+            done = term or trunc
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def _clocks() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def train_engine_cartpole(seed: int, steps: int, episodes: int, vector_mode: str | None = None) -> dict[str, Any]:
+    """The ``cartpole`` preset as a user runs it (``python -m engine.ppo cartpole --seed S``, progress bar off),
+    into a temp dir; CPU and wall seconds of the whole ``train`` call, the final policy's deterministic return."""
+    from engine.cli import train
+    from engine.ppo import parse_args
+
+    keep: dict[str, Any] = {}
+
+    class Grab:
+        def on_training_start(self, run: Any) -> None:
+            keep["run"] = run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["cartpole", "--seed", str(seed), "--total-steps", str(steps), "--threads", "1", "--out-dir", tmp,
+                "--hooks.no-progress"] + (["--vector-mode", vector_mode] if vector_mode else [])
+        cfg = parse_args(argv)
+        (c0, w0) = _clocks()
+        summary = train(cfg, hooks=[Grab()])
+        (c1, w1) = _clocks()
+    policy = keep["run"].policy_fn()
+
+    def act(obs: np.ndarray) -> int:
+        with torch.no_grad():
+            return int(policy(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))[0])
+
+    return {"cpu_s": c1 - c0, "wall_s": w1 - w0, "return": eval_cartpole(act, episodes),
+            "train_return_mean": summary["episode_return_mean"], "vector_mode": cfg.vector_mode,
+            "steps": summary["global_step"]}
+
+
+def train_sb3_cartpole(seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    """stable-baselines3 PPO with :data:`RL_ZOO_CARTPOLE` (DummyVecEnv of 8, as the zoo builds it), on the CPU."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    def linear(v: float) -> Any:
+        return lambda progress_remaining: progress_remaining * v
+
+    z = RL_ZOO_CARTPOLE
+    (c0, w0) = _clocks()
+    env = make_vec_env("CartPole-v1", n_envs=z["n_envs"], seed=seed)
+    model = PPO(z["policy"], env, n_steps=z["n_steps"], batch_size=z["batch_size"], gae_lambda=z["gae_lambda"],
+                gamma=z["gamma"], n_epochs=z["n_epochs"], ent_coef=z["ent_coef"], learning_rate=linear(1e-3),
+                clip_range=linear(0.2), seed=seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=steps)
+    (c1, w1) = _clocks()
+    env.close()
+    ret = eval_cartpole(lambda obs: int(model.predict(obs, deterministic=True)[0]), episodes)
+    return {"cpu_s": c1 - c0, "wall_s": w1 - w0, "return": ret, "steps": int(model.num_timesteps)}
+
+
+def bench_cartpole(args: BenchArgs) -> dict[str, Any]:
+    """Issue 15's CartPole claim, side by side: the engine's preset vs SB3 + RL-Zoo settings, per seed."""
+    import stable_baselines3
+
+    torch.set_num_threads(1)
+    res: dict[str, Any] = {"runs": {}}
+    for seed in args.cartpole_seeds:
+        row = {"ours": train_engine_cartpole(seed, args.cartpole_steps, args.cartpole_eval_episodes,
+                                             "vector_entry_point"),
+               "sb3": train_sb3_cartpole(seed, args.cartpole_steps, args.cartpole_eval_episodes),
+               "ours_sync": train_engine_cartpole(seed, args.cartpole_steps, args.cartpole_eval_episodes, "sync")}
+        row["ratio_sb3_cpu_vs_ours"] = row["sb3"]["cpu_s"] / row["ours"]["cpu_s"]
+        row["ratio_sb3_wall_vs_ours"] = row["sb3"]["wall_s"] / row["ours"]["wall_s"]
+        row["ratio_sync_cpu_vs_vector_entry_point"] = row["ours_sync"]["cpu_s"] / row["ours"]["cpu_s"]
+        res["runs"][seed] = row
+        print(f"  seed {seed}: ours ({row['ours']['vector_mode']}) cpu {row['ours']['cpu_s']:.1f}s wall "
+              f"{row['ours']['wall_s']:.1f}s return {row['ours']['return']:.1f} | sb3 cpu {row['sb3']['cpu_s']:.1f}s "
+              f"wall {row['sb3']['wall_s']:.1f}s return {row['sb3']['return']:.1f} | ours sync cpu "
+              f"{row['ours_sync']['cpu_s']:.1f}s return {row['ours_sync']['return']:.1f} | "
+              f"sb3/ours cpu {row['ratio_sb3_cpu_vs_ours']:.2f}x", flush=True)
+    runs = res["runs"].values()
+    res["ratio_sb3_cpu_vs_ours_median"] = statistics.median(r["ratio_sb3_cpu_vs_ours"] for r in runs)
+    res["ratio_sb3_wall_vs_ours_median"] = statistics.median(r["ratio_sb3_wall_vs_ours"] for r in runs)
+    res["ratio_sync_cpu_vs_vector_entry_point_median"] = statistics.median(
+        r["ratio_sync_cpu_vs_vector_entry_point"] for r in runs)
+    res["returns_ours"] = [r["ours"]["return"] for r in runs]
+    res["returns_sb3"] = [r["sb3"]["return"] for r in runs]
+    res["returns_ours_sync"] = [r["ours_sync"]["return"] for r in runs]
+    res["setup"] = {"steps": args.cartpole_steps, "seeds": list(args.cartpole_seeds),
+                    "eval_episodes": args.cartpole_eval_episodes, "rl_zoo": RL_ZOO_CARTPOLE,
+                    "sb3": stable_baselines3.__version__, "threads": 1,
+                    "timed": "the whole training call (set-up included), evaluation excluded"}
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Adam: default per-tensor loop vs foreach vs fused
+# ----------------------------------------------------------------------------------------------
+def _adam_step_us(params: list[torch.Tensor], impl: str, n: int) -> float:
+    from algos.ppo import adam_kwargs
+
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-5, **adam_kwargs(impl))
+    for _ in range(50):
+        opt.step()
+    t0 = time.process_time()
+    for _ in range(n):
+        opt.step()
+    return 1e6 * (time.process_time() - t0) / n
+
+
+def bench_adam(args: BenchArgs) -> dict[str, Any]:
+    """CPU µs per Adam step (CartPole MLP, fx transformer) and cartpole training SPS, per implementation."""
+    import algos.ppo as ppo_mod
+    from envs.fx.windows import action_space, observation_space
+    from engine.loop import build_policy
+
+    torch.set_num_threads(args.threads)
+    impls = ("default", "foreach", "fused")
+    cart = get_preset("cartpole")
+    env = gym.make("CartPole-v1")
+    fx = get_preset("fx")
+    models = {"cartpole_mlp": build_policy(cart, env.observation_space, env.action_space),
+              "fx_transformer": build_policy(fx, observation_space(fx.fx), action_space(fx.fx))}
+    res: dict[str, Any] = {}
+    for name, model in models.items():
+        params = list(model.parameters())
+        res[f"{name}.n_params"] = sum(p.numel() for p in params)
+        us: dict[str, list[float]] = {k: [] for k in impls}
+        for _ in range(args.rounds):
+            for impl in impls:
+                us[impl].append(_adam_step_us(params, impl, 2000 if name == "cartpole_mlp" else 300))
+        for impl in impls:
+            res[f"{name}.us_per_step.{impl}"] = statistics.median(us[impl])
+    # end to end: the cartpole preset's training SPS (no hooks) with each implementation
+    cfg = dataclasses.replace(cart, total_steps=args.steps, threads=args.threads)
+    was = ppo_mod.ADAM_IMPL
+
+    def with_impl(impl: str) -> Any:
+        def f() -> float:
+            ppo_mod.ADAM_IMPL = impl
+            try:
+                return _engine_sps(cfg, [], builtin=False)
+            finally:
+                ppo_mod.ADAM_IMPL = was
+        return f
+
+    e2e = _median_ratios({impl: with_impl(impl) for impl in impls}, args.rounds, base="default")
+    res.update({f"cartpole_train.{k}": v for k, v in e2e.items() if k != "raw_sps"})
+    res["in_use"] = was
+    return res
+
+
 def bench_latency(args: BenchArgs) -> dict[str, Any]:
     """Per-decision latency of the preset transformer with the fx (15-minute) and fx-h1 windows, one thread."""
     from envs.fx.live.latency import run_latency_bench
@@ -411,7 +600,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                                "cuda": torch.cuda.is_available()}
-    todo = ["engine", "env", "policy", "scaling", "latency"] if args.what == "all" else [args.what]
+    todo = ["engine", "env", "policy", "scaling", "latency", "cartpole", "adam"] if args.what == "all" else [args.what]
     for what in todo:
         print(f"== {what} ==", flush=True)
         if what == "engine":
@@ -426,11 +615,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = bench_latency(args)
         elif what == "ttq":
             r = bench_ttq(args)
+        elif what == "cartpole":
+            r = bench_cartpole(args)
+        elif what == "adam":
+            r = bench_adam(args)
         else:
             r = bench_scaling(args)
         results[what] = r
         for k, v in r.items():
-            if k != "raw_sps":
+            if k not in ("raw_sps", "runs"):
                 print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -42,8 +42,11 @@ class RunConfig:
     """Parallel environments per rank."""
     rollout_steps: int = 128
     """Vector steps collected per cycle (buffer is rollout_steps x num_envs)."""
-    vector_mode: Literal["sync", "async"] = "sync"
-    """How gymnasium-id envs are vectorised (native torch envs such as ``fx`` ignore it)."""
+    vector_mode: Literal["sync", "async", "vector_entry_point"] = "sync"
+    """How gymnasium-id envs are vectorised (native torch envs such as ``fx`` ignore it): gymnasium's ``sync`` or
+    ``async`` vector env of single envs, or ``vector_entry_point``: the id's own natively vectorised env where it
+    provides one the loop can use (CartPole-v0/v1's ``CartPoleVectorEnv``, or any in SAME_STEP autoreset mode),
+    else ``sync``."""
     seed: int = 1
     """Base seed; rank r uses seed + r for its RNGs and seed + 1000 * r for its envs."""
     norm_obs: bool = False

@@ -11,7 +11,9 @@ The loop talks to one protocol (a *torch vector env*):
 Natively batched torch envs (the FX env) implement it directly and step on the Fabric
 device with no numpy round trip. Any other gymnasium id is vectorised with gymnasium's
 ``SyncVectorEnv``/``AsyncVectorEnv`` in ``SAME_STEP`` autoreset mode and wrapped by
-:class:`NumpyVectorAdapter`.
+:class:`NumpyVectorAdapter`, or (``--vector-mode vector_entry_point``) built by the id's own
+natively vectorised env where it provides one the loop can use: one in ``SAME_STEP`` mode, or
+gymnasium's ``CartPoleVectorEnv`` (``NEXT_STEP`` mode, made ``SAME_STEP`` by :class:`CartPoleSameStep`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class NumpyVectorAdapter:
         if isinstance(like, dict):
             return {k: self._stack_final(np.array([None if f is None else f[k] for f in final_obs], dtype=object),
                                          mask, v) for k, v in like.items()}
+        if final_obs.dtype != object:  # already batched (CartPoleSameStep)
+            return final_obs
         out = np.zeros_like(like)
         for i in np.flatnonzero(mask):
             out[i] = final_obs[i]
@@ -96,10 +100,67 @@ def check_gym_id(env_id: str) -> None:
         raise ValueError(f"--env {env_id!r} is not a registered env family or gymnasium environment{hint}")
 
 
+class CartPoleSameStep(gym.vector.VectorWrapper):
+    """gymnasium's natively vectorised CartPole (``NEXT_STEP`` autoreset) in ``SAME_STEP`` mode.
+
+    ``CartPoleVectorEnv`` returns a finished episode's last observation, then on the *next* step ignores that
+    env's action and returns a fresh start with reward 0 (an extra, empty transition per episode). The loop
+    wants ``SAME_STEP``: here a finished env is restarted at once, exactly as the env's own next step would
+    do it (a uniform draw from its reset bounds with its own RNG, step counter 0), its fresh observation
+    returned and the last one given in ``info["final_obs"]`` (batched) with mask ``info["_final_obs"]``.
+    The dynamics, termination, the 500-step truncation and the rewards are the env's own.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        super().__init__(env)
+        self.metadata = {**env.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        done = terminated | truncated
+        if done.any():
+            e = self.env.unwrapped
+            k = int(done.sum())
+            e.state[:, done] = e.np_random.uniform(low=e.low, high=e.high, size=(4, k))
+            e.steps[done] = 0
+            e.prev_done[:] = False
+            info = dict(info)
+            info["final_obs"], info["_final_obs"] = obs, done
+            obs = obs.copy()
+            obs[done] = e.state[:, done].T.astype(np.float32)
+        return obs, reward, terminated, truncated, info
+
+
+def _native_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gym.vector.VectorEnv | None:
+    """The id's own vector env (``vector_entry_point``) in SAME_STEP mode, or None where it has none the loop can
+    use (no entry point, or another autoreset mode than SAME_STEP without an adapter here)."""
+    if gym.spec(env_id).vector_entry_point is None:
+        return None
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+    mode = env.metadata.get("autoreset_mode")
+    if mode == AutoresetMode.SAME_STEP:
+        return env
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    if mode == AutoresetMode.NEXT_STEP and type(env.unwrapped) is CartPoleVectorEnv:
+        return CartPoleSameStep(env)
+    env.close()
+    return None
+
+
 def make_gym_vector_env(env_id: str, num_envs: int, mode: str = "sync", device: torch.device | str = "cpu",
                         **env_kwargs: Any) -> NumpyVectorAdapter:
-    """gymnasium's own vectorisation of a registered id, wrapped for the loop."""
+    """gymnasium's own vectorisation of a registered id, wrapped for the loop.
+
+    ``mode`` ``vector_entry_point``: the id's natively vectorised env where it provides one the loop can use
+    (see :func:`_native_vector_env`), else ``sync``.
+    """
     check_gym_id(env_id)
+    if mode == "vector_entry_point":
+        native = _native_vector_env(env_id, num_envs, **env_kwargs)
+        if native is not None:
+            return NumpyVectorAdapter(native, device)
+        mode = "sync"
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode,
                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_kwargs)
     return NumpyVectorAdapter(env, device)

@@ -57,6 +57,37 @@ def test_async_vector_env(tmp_path):
     assert summary["global_step"] == 256 and summary["episodes"] > 0
 
 
+def test_native_cartpole_vector_env_is_same_step():
+    """--vector-mode vector_entry_point: gymnasium's CartPoleVectorEnv (NEXT_STEP) behind the loop's SAME_STEP
+    protocol: no empty reset transitions (reward 1 every step), a finished env restarts in the same step with
+    its last observation in final_obs, and the time limit truncates."""
+    import numpy as np
+    import torch
+
+    from engine.vec import make_gym_vector_env
+
+    env = make_gym_vector_env("CartPole-v1", 4, "vector_entry_point", max_episode_steps=10)
+    assert type(env.env).__name__ == "CartPoleSameStep"
+    obs, _ = env.reset(seed=0)
+    steps, truncs = np.zeros(4, dtype=int), 0
+    for _ in range(60):
+        obs, r, term, trunc, info = env.step(torch.tensor([0, 1, 0, 1]))
+        steps += 1
+        assert (r == 1.0).all()
+        done = (term | trunc).numpy()
+        assert ((steps >= 10) <= done).all() and (trunc.numpy() == (steps >= 10)).all()
+        if done.any():
+            assert info["_final_obs"].numpy().tolist() == done.tolist()
+            assert obs[done].abs().max() <= 0.05  # a fresh start from the reset bounds
+            assert not torch.equal(info["final_obs"][done], obs[done])
+            truncs += int(trunc.sum())
+        steps[done] = 0
+    assert truncs > 0
+    env.close()
+    # an id without a vector_entry_point falls back to gymnasium's sync vector env
+    assert type(make_gym_vector_env("Acrobot-v1", 2, "vector_entry_point").env).__name__ == "SyncVectorEnv"
+
+
 def test_fx_continuous_positions(tmp_path):
     summary = train(parse_args(["--fx.action-mode", "continuous", "--policy", "mlp", "--total-steps", "256",
                                 "--num-envs", "4", "--rollout-steps", "32", "--fx.synthetic-n-bars", "12000",
