@@ -70,6 +70,9 @@ class BenchArgs:
     """ttq: the seeds each configuration trains with (the same for both)."""
     ttq_eval_steps: int = 8192
     """ttq: env steps between validation backtests (their time is not counted)."""
+    ttq_shape: tuple[int, int, int, int, float] | None = None
+    """ttq: the new configuration as NUM_ENVS ROLLOUT_STEPS UPDATE_EPOCHS NUM_MINIBATCHES LEARNING_RATE on the fx
+    preset (default: the fx preset itself), e.g. 128 16 2 2 1e-3: a candidate shape measured before it becomes one."""
     cartpole_seeds: tuple[int, ...] = (1, 2, 3)
     """cartpole: the seeds both trainings run with."""
     cartpole_steps: int = 100_000
@@ -382,6 +385,10 @@ def bench_ttq(args: BenchArgs) -> dict[str, Any]:
     """CPU time until the validation Sharpe reaches a common target: the pre-issue-15 training shape
     (:data:`OLD_FX_PRESET`) vs today's ``fx`` preset, same market and seeds, interleaved."""
     old, new = old_fx_preset(), get_preset("fx")
+    if args.ttq_shape is not None:
+        n, r, e, m, lr = args.ttq_shape
+        new = dataclasses.replace(new, num_envs=n, rollout_steps=r, ppo=dataclasses.replace(
+            new.ppo, update_epochs=e, num_minibatches=m, learning_rate=lr))
     res: dict[str, Any] = {"target_val_sharpe": args.ttq_target, "seeds": list(args.ttq_seeds), "runs": {}}
     ratios = []
     for seed in args.ttq_seeds:
