@@ -162,8 +162,9 @@ def write_bars(path: str | Path, trajectories: Mapping[str, Any]) -> Path:
             trades = np.abs(np.diff(np.concatenate([[0.0], t.position]))) > 0
             swap = t.swap if getattr(t, "swap", np.zeros(0)).size == len(t) else np.zeros(len(t))
             times = np.asarray(t.time).astype("datetime64[ns]").astype("datetime64[s]").astype(str)
+            equity = np.asarray(t.equity)  # once: a stitched walk-forward computes it from the returns
             for i in range(len(t)):
-                w.writerow((name, times[i] + "Z", f"{t.close[i]:.6f}", f"{t.position[i]:.6g}", f"{t.equity[i]:.6f}",
+                w.writerow((name, times[i] + "Z", f"{t.close[i]:.6f}", f"{t.position[i]:.6g}", f"{equity[i]:.6f}",
                             f"{rets[i]:.8g}", f"{t.costs[i]:.6f}", f"{swap[i]:.6f}", int(trades[i])))
     tmp.replace(path)
     return path
