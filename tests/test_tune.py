@@ -130,7 +130,7 @@ def test_hyperband_pruner_runs(tmp_path: Path) -> None:
 
 def test_missing_metric_fails_with_the_keys_seen(tmp_path: Path) -> None:
     args = _args(tmp_path, "--n-trials", "1", "--metric", "val/sharpe", "--storage", "memory")
-    with pytest.raises(RuntimeError, match=r"val/sharpe.*episode/return_mean, train/loss"):
+    with pytest.raises(ValueError, match=r"val/sharpe.*episode/return_mean, train/loss"):
         tune.tune(args, train_fn=make_stub_train([]), gc_after_trial=False)
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from envs.fx.arrays import TradingContext, trading_context
 from envs.fx.config import FxEnvConfig, lookback_estimate
-from envs.fx.data import Bars, load_bars
+from envs.fx.data import Bars, DataChecks, load_bars
 from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns
 from envs.fx.instruments import side_from_name
 
@@ -86,9 +86,15 @@ def _to_mid(bars: Bars, cfg: FxEnvConfig, pip: float) -> tuple[Bars, str | None]
                             bars.close + sign * hs, "mid"), note
 
 
+def data_checks(cfg: FxEnvConfig) -> DataChecks:
+    """What a bar file must pass beyond its format (``--fx.max-return-sigmas``, ``--fx.max-gap-days``,
+    ``--fx.accept-anomalies``)."""
+    return DataChecks(cfg.max_return_sigmas, cfg.max_gap_days, cfg.accept_anomalies)
+
+
 def _raw_bars(cfg: FxEnvConfig) -> Bars:
     if cfg.data is not None:
-        return load_bars(cfg.data, timezone=cfg.timezone)
+        return load_bars(cfg.data, timezone=cfg.timezone, checks=data_checks(cfg))
     from envs.fx.synthetic import generate
 
     return generate(cfg.synthetic_kind, cfg.synthetic_n_bars, cfg.synthetic_seed, bar_seconds=cfg.bar_seconds,
@@ -104,7 +110,7 @@ def _market_key(cfg: FxEnvConfig) -> tuple:
         "synthetic_weekend_gap_hours", "train_frac", "val_frac", "test_frac", "embargo_bars", "episode_bars",
         "spread_pips", "pip_size", "account_currency", "conversion_rate", "conversion_data", "conversion_pair",
         "obs_mode", "window_high", "window_medium", "window_low", "agg_medium", "agg_low", "vol_window", "ma_window",
-        "ma_window_long", "volume_feature", "split_bounds"))
+        "ma_window_long", "volume_feature", "split_bounds", "max_return_sigmas", "max_gap_days", "accept_anomalies"))
 
 
 def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the market") -> dict[str, tuple[int, int]]:
@@ -163,7 +169,7 @@ def load_market(cfg: FxEnvConfig, strict: bool = True) -> Market:
 def build_market(raw: Bars, cfg: FxEnvConfig, ranges: dict[str, tuple[int, int]] | None = None,
                  strict: bool = True) -> Market:
     """A :class:`Market` of ``raw`` bars (one-sided prices become mid; ``ranges``: splits chosen by the caller)."""
-    conversion = load_bars(cfg.conversion_data) if cfg.conversion_data is not None else None
+    conversion = load_bars(cfg.conversion_data, checks=data_checks(cfg)) if cfg.conversion_data is not None else None
     context = trading_context(cfg, conversion)
     bars, note = _to_mid(raw, cfg, context.pip)
     if len(bars) < 2:
@@ -231,7 +237,7 @@ def _market_from(data: Any, cfg: FxEnvConfig) -> tuple[Market, FxEnvConfig, bool
     if data is None:
         return load_market(cfg, strict=False), cfg, True
     if isinstance(data, pd.DataFrame):
-        data = load_bars(data, timezone=cfg.timezone)
+        data = load_bars(data, timezone=cfg.timezone, checks=data_checks(cfg))
     if isinstance(data, Bars):
         return build_market(data, cfg, strict=False), cfg, False
     if isinstance(data, Market):
