@@ -188,6 +188,10 @@ class Algorithm(ABC):
         skipped, and stop the run after ``max_nonfinite`` such updates in a row."""
         self.scheduler.step()
         skipped, self._skipped_steps = self._skipped_steps, 0
+        if not bool(torch.stack([p.detach().isfinite().all() for p in self._raw_policy.parameters()]).all()):
+            raise NonFiniteLossError("the update made the policy's weights non-finite (finite gradients, but too large "
+                                     "a step): lower the learning rate or --ppo.max-grad-norm; the last checkpoint "
+                                     "holds finite weights")
         if not skipped:
             self.nonfinite_in_a_row = 0
             return

@@ -65,7 +65,9 @@ class TransformerConfig:
     head_hidden: int = 64
     """Hidden width of the actor and critic heads."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise one ``ValueError`` naming the ``--model.*`` flag of the first bad value (the commands call it before
+        any work, through :func:`engine.launch.validate`; :func:`algos.build_transformer` too)."""
         check_numbers(self, "--model.")
         if self.d_model % self.n_heads:
             raise ValueError(

@@ -90,7 +90,7 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
 def run_command(body: Callable[[], T]) -> T:
     """Run a command's ``body`` under the top-level error handler (see the module docstring); returns what
     it returns, or ends the process with the documented exit code."""
-    warnings.formatwarning = _warning_line  # warnings as one line each, like the errors
+    previous, warnings.formatwarning = warnings.formatwarning, _warning_line  # one line each, like the errors
     try:
         return body()
     except SystemExit:
@@ -117,6 +117,8 @@ def run_command(body: Callable[[], T]) -> T:
             raise SystemExit(errors.UNEXPECTED) from None
         print(f"error: {one_line(exc)}{where}", file=sys.stderr)
         raise SystemExit(code) from None
+    finally:
+        warnings.formatwarning = previous
 
 
 def where_line(summary: dict[str, Any], out_dir: str | Path) -> str:

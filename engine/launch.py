@@ -18,6 +18,7 @@ failed, and the exception carries ``last_checkpoint`` (also in a note under its 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -62,6 +63,9 @@ def validate(cfg: Any) -> None:
     """Every check that needs no Fabric: every numeric flag's range, then the flags that bound each other,
     the devices, algorithm and policy settings, the env (its data too)."""
     validate_run_config(cfg)  # every numeric flag's range first (engine.ranges), then the engine's own flags
+    for section in vars(cfg).values():  # a config section may check itself (what its flags ask of each other)
+        if dataclasses.is_dataclass(section) and callable(getattr(section, "check", None)):
+            section.check()
     check_devices(cfg)
     algo = registry.algorithm(cfg.algo)
     algo.cls.check_config(registry.section(cfg, algo.section), cfg.rollout_steps * cfg.num_envs, f"--{algo.section}")

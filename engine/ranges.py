@@ -4,8 +4,8 @@ A config dataclass declares the ranges of its numeric fields beside them, as int
 
     RANGES: ClassVar[dict[str, str]] = {"gamma": "(0, 1]", "num_envs": "[1, 65536]", "threads": "[0, {cpus}]"}
 
-``[``/``]`` include the bound, ``(``/``)`` exclude it, ``inf`` is no bound and ``{cpus}`` is this
-machine's CPU count. :func:`check_numbers` walks a config tree (nested dataclasses are the
+``[``/``]`` include the bound, ``(``/``)`` exclude it, ``inf`` is no bound (``(-inf, inf)``: any finite
+number) and ``{cpus}`` is this machine's CPU count. :func:`check_numbers` walks a config tree (nested dataclasses are the
 ``--section.*`` flags) and raises one ``ValueError`` line naming the first bad flag and its range:
 ``--ppo.max-grad-norm: must be a finite number in (0, 1e+09] (got -1.0)``. Every float, listed or
 not, must be finite (NaN and inf slip through every comparison); a tuple field's range applies to
@@ -69,7 +69,8 @@ def check_value(value: Any, flag: str, spec: str | None) -> None:
         finite = math.isfinite(v)
         if interval is not None and (not finite or v not in interval):
             kind = "a finite number" if isinstance(v, float) else "an integer"
-            raise ValueError(f"{flag}: must be {kind} in {interval.text} (got {value!r})")
+            where = "" if math.isinf(interval.low) and math.isinf(interval.high) else f" in {interval.text}"
+            raise ValueError(f"{flag}: must be {kind}{where} (got {value!r})")
         if not finite:
             raise ValueError(f"{flag}: must be a finite number (got {value!r})")
 

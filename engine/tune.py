@@ -55,6 +55,9 @@ RESULTS_FILE = "tune_results.csv"
 class FloatRange:
     """A float sampled uniformly (or log-uniformly) from ``[low, high]``."""
 
+    RANGES: ClassVar[dict[str, str]] = {"low": "(-inf, inf)", "high": "(-inf, inf)"}
+    """Any finite numbers (``check`` compares them; the trainer's ranges are checked by :func:`check_space`)."""
+
     low: float
     """Smallest value."""
     high: float
@@ -74,6 +77,9 @@ class FloatRange:
 @dataclass(frozen=True)
 class Choice:
     """One of a few values."""
+
+    RANGES: ClassVar[dict[str, str]] = {"values": "(-inf, inf)"}
+    """Any integers (the trainer's ranges are checked by :func:`check_space`)."""
 
     values: tuple[int, ...]
     """The values to choose from."""

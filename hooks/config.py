@@ -86,7 +86,9 @@ class HooksConfig:
     scheduled learning rate), ent=COEF, clip=COEF (PPO). E.g. warmup:0:lr=0.1 exploration:0.05:ent=0.05
     exploitation:0.5:ent=0.005 fine_tuning:episode/return_mean>=450:lr=0.2,clip=0.1"""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise one ``ValueError`` naming the ``--hooks.*`` flag of the first bad value (the commands call it
+        before any work, through :func:`engine.launch.validate`; :func:`hooks.factory.build_default_hooks` too)."""
         def bad(flag: str, why: str) -> ValueError:
             return ValueError(f"--hooks.{flag}: {why}")
 

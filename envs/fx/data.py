@@ -434,12 +434,13 @@ def _mixed_awareness(text: pd.Series, fmt: str, where: _Where, column: str) -> p
     naive = present & ~aware
     if not aware.any() or not naive.any():
         return None
-    minority = naive if naive.sum() <= aware.sum() else aware
-    pos = int(np.argmax(minority.to_numpy()))
-    where.anomaly("naive/aware mixed time(s)", int(minority.sum()),
-                  f"{int(aware.sum())} times carry a UTC offset and {int(naive.sum())} do not (this one "
-                  f"{'does not' if bool(naive.iloc[pos]) else 'does'}): naive and offset times are mixed, so the "
-                  f"naive ones may be off by hours (they would be read in --fx.timezone {where.timezone})",
+    first_aware = bool(aware.iloc[int(np.argmax(present.to_numpy()))])
+    odd = (naive if first_aware else aware).to_numpy()  # rows unlike the first one
+    pos = int(np.argmax(odd))
+    where.anomaly("naive/aware mixed time(s)", int(odd.sum()),
+                  f"this time {'has no' if first_aware else 'carries a'} UTC offset, unlike the first row's "
+                  f"({int(aware.sum())} times carry one, {int(naive.sum())} do not): naive and offset times are mixed, so "
+                  f"the naive ones may be off by hours (they would be read in --fx.timezone {where.timezone})",
                   pos, column)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     out[aware] = pd.to_datetime(text[aware], format=fmt, utc=True, errors="coerce")

@@ -136,7 +136,8 @@ def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the m
             f"observation windows (--fx.window-*, --fx.agg-*, --fx.ma-window*, --fx.vol-window), {gaps:,} of embargo "
             f"between splits (--fx.embargo-bars, default --fx.episode-bars) and a training split of at least "
             f"--fx.episode-bars + 1 = {cfg.episode_bars + 1:,} bars at --fx.train-frac {cfg.train_frac:g}; use more "
-            f"data, a preset for this bar size, or smaller values of those flags")
+            f"{'data' if cfg.data else 'bars (--fx.synthetic-n-bars)'}, a preset for this bar size, or smaller values "
+            f"of those flags")
     return ranges
 
 
@@ -179,7 +180,8 @@ def build_market(raw: Bars, cfg: FxEnvConfig, ranges: dict[str, tuple[int, int]]
     if valid_from >= len(bars) - 1:
         raise ValueError(f"{bars.source}: {len(bars):,} bars, but the observation windows need about "
                          f"{lookback_estimate(cfg):,} bars of history before the first step (--fx.window-*, "
-                         f"--fx.agg-*, --fx.ma-window*, --fx.vol-window); use more data or smaller windows")
+                         f"--fx.agg-*, --fx.ma-window*, --fx.vol-window); use "
+                         f"{'more data' if cfg.data else 'more bars (--fx.synthetic-n-bars)'} or smaller windows")
     error = None
     if ranges is None and cfg.split_bounds is not None:
         ranges = explicit_ranges(cfg, len(bars), valid_from, bars.source)

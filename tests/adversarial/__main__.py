@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.adversarial", description=__doc__)
-    parser.add_argument("-k", default="", help="run only the cases whose name contains this")
+    parser.add_argument("-k", default="", help="run only the cases whose name contains this (several: a,b,c)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="cases run at once (default 2)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to run the commands of")
     parser.add_argument("--json", type=Path, default=None, help="write every verdict to this file")
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
 
-    cases = [c for c in CASES if args.k in c.name and (c.fast or not args.fast)]
+    patterns = [k for k in args.k.split(",")] or [""]
+    cases = [c for c in CASES if any(k in c.name for k in patterns) and (c.fast or not args.fast)]
     scratch = Path(tempfile.mkdtemp(prefix="fxai-adversarial-"))
     ctx = Ctx(root=args.root.resolve(), scratch=scratch)
     # the shared fixtures first, so that parallel cases do not build them twice

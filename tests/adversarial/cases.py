@@ -84,7 +84,7 @@ TRAIN_FLAGS = [
     bad("hooks-top-k-below", ["--hooks.save-top-k", "-2"], "--hooks.save-top-k"),
     bad("hooks-eval-episodes-zero", ["--hooks.eval-episodes", "0"], "--hooks.eval-episodes"),
     bad("hooks-unknown-logger", ["--hooks.loggers", "neptune"], "--hooks.loggers"),
-    bad("out-dir-is-a-file", [], "--out-dir", base=[*CP, "--total-steps", "64", "--out-dir", "/etc/hostname/run"]),
+    bad("out-dir-is-a-file", [], "--out-dir", base=[*CP, "--total-steps", "64", "--out-dir", "{file}/run"]),
     bad("a2c-lr-nan", ["--a2c.learning-rate", "nan"], "--a2c.learning-rate", module="engine.a2c"),
     bad("a2c-max-grad-norm-negative", ["--a2c.max-grad-norm", "-1"], "--a2c.max-grad-norm", module="engine.a2c"),
     bad("a2c-rmsprop-eps-zero", ["--a2c.rmsprop-eps", "0"], "--a2c.rmsprop-eps", module="engine.a2c"),
@@ -155,7 +155,7 @@ def _flip_last(ctx: Ctx, case_dir: Path, values: dict[str, str]) -> None:
 
 
 def _flip_copy(ctx: Ctx, case_dir: Path, values: dict[str, str]) -> None:
-    shutil.copy2(Path(values["run"]) / "checkpoints" / "last.ckpt", case_dir / "flipped.ckpt")
+    shutil.copy2(ctx.cartpole_run() / "checkpoints" / "last.ckpt", case_dir / "flipped.ckpt")
     flip_tensor_byte(case_dir / "flipped.ckpt")
 
 
@@ -164,7 +164,7 @@ def _garbage(ctx: Ctx, case_dir: Path, values: dict[str, str]) -> None:
 
 
 def _truncated(ctx: Ctx, case_dir: Path, values: dict[str, str]) -> None:
-    data = (Path(values["run"]) / "checkpoints" / "last.ckpt").read_bytes()
+    data = (ctx.cartpole_run() / "checkpoints" / "last.ckpt").read_bytes()
     (case_dir / "truncated.ckpt").write_bytes(data[: len(data) // 2])
 
 
@@ -228,16 +228,16 @@ def _resume_total(steps: int) -> list[str]:
 
 CHECKPOINTS = [
     Case("resume-missing-file", args=[*CP_OUT, "--resume", "/nonexistent/x.ckpt"], needle="x.ckpt"),
-    Case("resume-garbage-file", args=[*CP_OUT, "--resume", "{out}/../garbage.ckpt"], needle="garbage.ckpt",
+    Case("resume-garbage-file", args=[*CP_OUT, "--resume", "{case}/garbage.ckpt"], needle="garbage.ckpt",
          prepare=_garbage),
     Case("resume-truncated-file", args=[*CP, "--total-steps", "192", "--out-dir", "{out}", "--resume",
-                                        "{out}/../truncated.ckpt"], needle="truncated.ckpt", prepare=_truncated),
-    Case("resume-explicit-flipped-byte", args=[*CP, "--total-steps", "192", *OUT, "--resume", "{out}/../flipped.ckpt"],
+                                        "{case}/truncated.ckpt"], needle="truncated.ckpt", prepare=_truncated),
+    Case("resume-explicit-flipped-byte", args=[*CP, "--total-steps", "192", *OUT, "--resume", "{case}/flipped.ckpt"],
          needle="flipped.ckpt", prepare=_flip_copy, verify=lambda c, d, v, r: _skipped_corrupt(c, d, {"run": v["out"]}, r),
          fast=True),
     Case("resume-auto-only-checkpoint-flipped", args=[*_resume_total(192), "--resume", "auto"], needle="checkpoint",
          prepare=_flip_last, verify=_skipped_corrupt),
-    Case("resume-pickle-payload", args=[*CP_OUT, "--resume", "{out}/../bomb.ckpt"], needle="bomb.ckpt",
+    Case("resume-pickle-payload", args=[*CP_OUT, "--resume", "{case}/bomb.ckpt"], needle="bomb.ckpt",
          prepare=_pickle_bomb, verify=_no_bomb),
     Case("resume-auto-mtime-trap", args=[*_resume_total(192), "--resume", "auto"], expect="ok",
          prepare=_mtime_trap, verify=_resumed_newest, fast=True),
@@ -410,8 +410,8 @@ NEIGHBOURS = [
 # ---------------------------------------------------------------------------------------------
 # engine.tune
 # ---------------------------------------------------------------------------------------------
-TUNE = ["--n-trials", "1", "--out-dir", "{out}"]
-TRAINER = [*CP, "--total-steps", "64"]
+TUNE = ["--n-trials", "1"]
+TRAINER = [*CP, "--total-steps", "64", "--out-dir", "{out}"]
 
 
 def _no_study(ctx: Ctx, case_dir: Path, values: dict[str, str], res: Result) -> Verdict | None:
@@ -444,8 +444,8 @@ def _failed_trial_reason(ctx: Ctx, case_dir: Path, values: dict[str, str], res: 
 
 def _stale_trial(ctx: Ctx, case_dir: Path) -> Verdict:
     out = case_dir / "out"
-    args = ["--n-trials", "1", "--out-dir", str(out), "--heartbeat-interval", "1"]
-    proc = ctx.popen("engine.tune", [*args, *CP, "--total-steps", "100000000"])
+    args = ["--n-trials", "1", "--heartbeat-interval", "1"]
+    proc = ctx.popen("engine.tune", [*args, *CP, "--out-dir", str(out), "--total-steps", "100000000"])
     try:
         if not wait_for(lambda: any(out.glob("trial_0/logs/csv/**/hparams.json")), 240, proc):
             return "unclear", f"the first study did not start: {proc.communicate()[1][-300:]}"
@@ -453,7 +453,7 @@ def _stale_trial(ctx: Ctx, case_dir: Path) -> Verdict:
         kill_group(proc)
         proc.communicate()
     time.sleep(5)
-    res = ctx.run("engine.tune", [*args, *CP, "--total-steps", "64"], timeout=240)
+    res = ctx.run("engine.tune", [*args, *CP, "--out-dir", str(out), "--total-steps", "64"], timeout=240)
     con = sqlite3.connect(out / "study.db")
     states = [r[0] for r in con.execute("select state from trials order by number")]
     con.close()
@@ -466,7 +466,7 @@ def _stale_trial(ctx: Ctx, case_dir: Path) -> Verdict:
 
 def _tune_sigterm(ctx: Ctx, case_dir: Path) -> Verdict:
     out = case_dir / "out"
-    proc = ctx.popen("engine.tune", ["--n-trials", "3", "--out-dir", str(out), *CP, "--total-steps", "100000000"])
+    proc = ctx.popen("engine.tune", ["--n-trials", "3", *CP, "--out-dir", str(out), "--total-steps", "100000000"])
     try:
         if not wait_for(lambda: any(out.glob("trial_0/logs/csv/**/hparams.json")), 240, proc):
             return "unclear", "the study did not start"
@@ -500,8 +500,9 @@ TUNE_CASES = [
     tune_bad("warmup-nan", ["--warmup-fraction", "nan"], [], "--warmup-fraction"),
     tune_bad("space-choice-not-dividing", ["--space.num-minibatches.values", "3"], [], "num-minibatches", fast=True),
     tune_bad("storage-bogus", ["--storage", "bogus://nowhere"], [], "--storage"),
-    tune_bad("trainer-out-dir-empty", [], ["--out-dir", ""], "--out-dir"),
-    Case("tune-metric-never-logged", "engine.tune", [*TUNE, "--metric", "no/such", *TRAINER], needle="no/such",
+    Case("tune-trainer-out-dir-empty", "engine.tune", [*TUNE, *CP, "--total-steps", "64", "--out-dir", ""],
+         needle="--out-dir"),
+    Case("tune-metric-never-logged", "engine.tune", ["--metric", "no/such", *TUNE, *TRAINER], needle="no/such",
          verify=_failed_trial_reason),
     Case("tune-stale-running-trial", custom=_stale_trial, fast=True),
     Case("tune-sigterm", custom=_tune_sigterm),
@@ -512,16 +513,16 @@ TUNE_CASES = [
 # engine.backtest, engine.walkforward, engine.bench, engine.convert
 # ---------------------------------------------------------------------------------------------
 def _flip_fx(ctx: Ctx, case_dir: Path, values: dict[str, str]) -> None:
-    shutil.copy2(values["fxckpt"], case_dir / "flipped.ckpt")
+    shutil.copy2(ctx.fx_checkpoint(), case_dir / "flipped.ckpt")
     flip_tensor_byte(case_dir / "flipped.ckpt")
 
 
 BT = ["--ckpt", "{fxckpt}", "--out-dir", "{out}"]
 BACKTEST = [
     Case("backtest-missing-ckpt", "engine.backtest", ["--ckpt", "/nonexistent/x.ckpt", *OUT], needle="x.ckpt"),
-    Case("backtest-garbage-ckpt", "engine.backtest", ["--ckpt", "{out}/../garbage.ckpt", *OUT], needle="garbage",
+    Case("backtest-garbage-ckpt", "engine.backtest", ["--ckpt", "{case}/garbage.ckpt", *OUT], needle="garbage",
          prepare=_garbage),
-    Case("backtest-flipped-ckpt", "engine.backtest", ["--ckpt", "{out}/../flipped.ckpt", *OUT], needle="flipped",
+    Case("backtest-flipped-ckpt", "engine.backtest", ["--ckpt", "{case}/flipped.ckpt", *OUT], needle="flipped",
          prepare=_flip_fx, fast=True),
     Case("backtest-cartpole-ckpt", "engine.backtest", ["--ckpt", "{old}", *OUT], needle="fx"),
     Case("backtest-missing-data", "engine.backtest", [*BT, "--data", "/nonexistent/b.csv"], needle="b.csv"),
@@ -534,24 +535,24 @@ BACKTEST = [
     Case("backtest-zscore-entry-nan", "engine.backtest", [*BT, "--zscore-entry", "nan"], needle="--zscore-entry"),
     Case("backtest-momentum-zero", "engine.backtest", [*BT, "--momentum-lookback", "0"], needle="--momentum-lookback"),
     Case("backtest-device-cuda", "engine.backtest", [*BT, "--device", "cuda"], needle="--device"),
-    Case("backtest-out-dir-is-a-file", "engine.backtest", ["--ckpt", "{fxckpt}", "--out-dir", "/etc/hostname/x"],
-         needle="/etc/hostname"),
+    Case("backtest-out-dir-is-a-file", "engine.backtest", ["--ckpt", "{fxckpt}", "--out-dir", "{file}/x"],
+         needle="a_file"),
 ]
 
-WF = ["--out-dir", "{out}", "--folds", "2", "--seeds", "1"]
+WF = ["--folds", "2", "--seeds", "1"]
 WALKFORWARD = [
-    Case("walkforward-folds-zero", "engine.walkforward", [*WF, "--folds", "0", *FX[1:]], needle="--folds"),
-    Case("walkforward-seeds-zero", "engine.walkforward", [*WF, "--seeds", "0", *FX[1:]], needle="--seeds"),
-    Case("walkforward-test-frac-nan", "engine.walkforward", [*WF, "--test-frac", "nan", *FX[1:]],
+    Case("walkforward-folds-zero", "engine.walkforward", [*WF, "--folds", "0", *FX, *OUT], needle="--folds"),
+    Case("walkforward-seeds-zero", "engine.walkforward", [*WF, "--seeds", "0", *FX, *OUT], needle="--seeds"),
+    Case("walkforward-test-frac-nan", "engine.walkforward", [*WF, "--test-frac", "nan", *FX, *OUT],
          needle="--test-frac"),
-    Case("walkforward-eval-every-zero", "engine.walkforward", [*WF, "--eval-every", "0", *FX[1:]],
+    Case("walkforward-eval-every-zero", "engine.walkforward", [*WF, "--eval-every", "0", *FX, *OUT],
          needle="--eval-every"),
-    Case("walkforward-cartpole", "engine.walkforward", [*WF, "cartpole"], needle="cartpole"),
-    Case("walkforward-bad-data", "engine.walkforward", [*WF, "--data", "{data:nan}", *H1], needle="row"),
-    Case("walkforward-spread-nan", "engine.walkforward", [*WF, *FX[1:], "--fx.spread-pips", "nan"],
+    Case("walkforward-cartpole", "engine.walkforward", [*WF, "cartpole", *OUT], needle="cartpole"),
+    Case("walkforward-bad-data", "engine.walkforward", [*WF, "--data", "{data:nan}", *H1, *OUT], needle="row"),
+    Case("walkforward-spread-nan", "engine.walkforward", [*WF, *FX, *OUT, "--fx.spread-pips", "nan"],
          needle="--fx.spread-pips"),
-    Case("walkforward-max-grad-norm-zero", "engine.walkforward", [*WF, *FX[1:], "--ppo.max-grad-norm", "0"],
-         needle="--ppo.max-grad-norm"),
+    Case("walkforward-max-grad-norm-zero", "engine.walkforward", [*WF, *FX, *OUT, "--ppo.max-grad-norm", "0"],
+         needle="--ppo.max-grad-norm", timeout=60),
 ]
 
 BENCH = [
@@ -564,19 +565,19 @@ BENCH = [
     Case("bench-threads-negative", "engine.bench", ["engine", "--threads", "-1", "--out", "{out}/b.json"],
          needle="--threads", timeout=90),
     Case("bench-what-unknown", "engine.bench", ["bogus"], needle="bogus", timeout=90),
-    Case("bench-out-unwritable", "engine.bench", ["engine", "--out", "/etc/hostname/b.json"], needle="--out",
+    Case("bench-out-unwritable", "engine.bench", ["engine", "--out", "{file}/b.json"], needle="--out",
          timeout=90),
 ]
 
 CONVERT = [
     Case("convert-missing-old", "engine.convert", ["/nonexistent/a.ckpt", "{out}/b.ckpt"], needle="a.ckpt"),
-    Case("convert-garbage-old", "engine.convert", ["{out}/../garbage.ckpt", "{out}/b.ckpt"], needle="garbage",
+    Case("convert-garbage-old", "engine.convert", ["{case}/garbage.ckpt", "{out}/b.ckpt"], needle="garbage",
          prepare=_garbage),
-    Case("convert-flipped-old", "engine.convert", ["{out}/../flipped.ckpt", "{out}/b.ckpt"], needle="flipped",
+    Case("convert-flipped-old", "engine.convert", ["{case}/flipped.ckpt", "{out}/b.ckpt"], needle="flipped",
          prepare=_flip_fx),
     Case("convert-new-exists", "engine.convert", ["{fxckpt}", "{run}/checkpoints/last.ckpt"], needle="exists"),
     Case("convert-new-is-old", "engine.convert", ["{fxcopy}", "{fxcopy}", "--overwrite"], needle="NEW"),
-    Case("convert-new-unwritable", "engine.convert", ["{fxckpt}", "/etc/hostname/b.ckpt"], needle="/etc/hostname"),
+    Case("convert-new-unwritable", "engine.convert", ["{fxckpt}", "{file}/b.ckpt"], needle="a_file"),
 ]
 
 

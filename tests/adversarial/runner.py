@@ -42,7 +42,7 @@ class Case:
     """Part of the representative subset the default test suite runs."""
 
 
-_PLACEHOLDER = re.compile(r"\{(out|run|fxckpt|fxcopy|old|data:[a-z]+)\}")
+_PLACEHOLDER = re.compile(r"\{(out|case|file|run|fxckpt|fxcopy|old|data:[a-z]+)\}")
 
 
 def _fill(ctx: Ctx, case_dir: Path, args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -52,6 +52,11 @@ def _fill(ctx: Ctx, case_dir: Path, args: list[str]) -> tuple[list[str], dict[st
         if key not in values:
             if key == "out":
                 values[key] = str(case_dir / "out")
+            elif key == "case":
+                values[key] = str(case_dir)
+            elif key == "file":
+                (case_dir / "a_file").write_text("not a directory")
+                values[key] = str(case_dir / "a_file")
             elif key == "run":
                 values[key] = str(ctx.copy_run(case_dir / "run"))
             elif key == "fxckpt":
