@@ -38,35 +38,36 @@ Why these settings (each was needed for the agent to stay out of a market with n
 * a portfolio observation without equity, drawdown or episode-progress features (see
   ``envs/fx/vector.py:PORTFOLIO_FEATURES``): they drift out of the training range in a long
   backtest, where the policy then held positions for weeks.
-* a holding penalty of 1e-4 of equity per bar at full size: a risk charge that makes holding a
-  position with no edge worse than being flat.
+* a variance penalty (``w_variance_penalty=1``: the quadratic term of a mean-variance utility,
+  ``-(equity change / E0)^2`` per bar) instead of a flat holding penalty. The old holding penalty
+  (1e-4 of equity per bar at full size) kept random-walk agents out but was a hurdle worth about
+  Sharpe 2.75 on 15-minute bars that also rejected real slow edges: on an OU market with a 600-bar
+  half-life it left the agent with 5 trades and test Sharpe -0.65, against 31 trades and Sharpe 2.04
+  with the variance penalty; 20x the variance penalty kept both markets at 0 trades. Measured with
+  ``python -m engine.ppo fx[-randomwalk] [--fx.synthetic-half-life 600] --fx.w-holding-penalty W
+  --fx.w-variance-penalty V`` (seed 1, 2026-11-24): random walk 7 trades, exposure 7 %, no edge;
+  OU (half-life 60) Sharpe 7.46, edge, beside the z-score rule's 5.93. One seed each: walk-forwards
+  in the README carry the intervals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from algos import PPOConfig, TransformerConfig
 from configs.train import TrainConfig
 from envs.fx.config import FxEnvConfig
+from envs.fx.presets import BY_BAR_SECONDS as _ENV_BY_BAR_SECONDS, H1, M15, RANDOMWALK, preset_for_bar_seconds
 from hooks.config import HooksConfig
 
 SMALL_TRANSFORMER = TransformerConfig(d_model=32, n_heads=4, n_layers=1, dim_feedforward=64, patch_size=8,
                                       portfolio_hidden=32, head_hidden=64)
 """The transformer sizes of the FX presets (about 48k parameters on the FX observation)."""
 
-_M15 = FxEnvConfig(synthetic_kind="ou", synthetic_seed=0, synthetic_n_bars=180_000, bar_seconds=900,
-                   synthetic_weekend_gap_hours=4.0, train_frac=0.9, val_frac=0.05, test_frac=0.05,
-                   agg_medium=16, agg_low=96, ma_window=240, episode_bars=128,
-                   mirror_augment=True, w_holding_penalty=1e-4, position_levels=(-1.0, 0.0, 1.0))
-"""15-minute bars: 4-hour and daily aggregates, a 240-bar (2.5-day) moving-average gap; a synthetic OU market
-with weekend gaps without --data."""
-
-_H1 = dataclasses.replace(_M15, synthetic_n_bars=43_000, bar_seconds=3600, train_frac=0.6, val_frac=0.2, test_frac=0.2,
-                          window_high=48, window_medium=12, window_low=10, agg_medium=4, agg_low=24,
-                          vol_window=24, ma_window=60, ma_window_long=120, episode_bars=96)
-"""Hourly bars: a 2-day window, 4-hour and daily aggregates, 15 days of warm-up; splits for one year of data."""
+_M15 = M15
+_H1 = H1
+_RANDOMWALK = RANDOMWALK
+# the env settings live in envs/fx/presets.py, so that gym.make("FxAI/FxTrading-v0") builds the same env
 
 _PPO = PPOConfig(learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=4, num_minibatches=4,
                  ent_coef=0.15, max_grad_norm=0.5)
@@ -97,10 +98,10 @@ def fx() -> TrainConfig:
 
 def fx_randomwalk() -> TrainConfig:
     """fx-m15 on a pure random walk with costs on: nothing to learn, so the agent should stay (mostly) flat."""
-    return _fx_job("fx-randomwalk", dataclasses.replace(_M15, synthetic_kind="randomwalk"))
+    return _fx_job("fx-randomwalk", _RANDOMWALK)
 
 
-BY_BAR_SECONDS = {900: fx_m15, 3600: fx_h1}
+BY_BAR_SECONDS = {seconds: {"fx-m15": fx_m15, "fx-h1": fx_h1}[name] for seconds, name in _ENV_BY_BAR_SECONDS.items()}
 """The bar-size presets ``fx`` picks from, by bar length in seconds."""
 
 
@@ -117,8 +118,7 @@ def preset_for_data(cfg: TrainConfig) -> tuple[TrainConfig, str] | None:
         warnings.simplefilter("ignore", DataAnomalyWarning)
         bars = load_bars(cfg.fx.data, timezone=cfg.fx.timezone, checks=DataChecks(accept=True))
     seconds = infer_bar_seconds(bars)
-    best = min(BY_BAR_SECONDS, key=lambda s: abs(math.log(s / max(seconds, 1))))
-    make = BY_BAR_SECONDS[best]
-    exact = "" if best == seconds else f" (the nearest; no preset for {seconds} s bars: its windows are counted in bars)"
-    picked = make()
-    return picked, f"--data {cfg.fx.data}: {seconds} s bars -> preset {picked.preset}{exact}; name a preset to choose another"
+    name, exact = preset_for_bar_seconds(seconds)
+    picked = {"fx-m15": fx_m15, "fx-h1": fx_h1}[name]()
+    note = "" if exact else f" (the nearest; no preset for {seconds} s bars: its windows are counted in bars)"
+    return picked, f"--data {cfg.fx.data}: {seconds} s bars -> preset {picked.preset}{note}; name a preset to choose another"

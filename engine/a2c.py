@@ -1,7 +1,7 @@
 """``python -m engine.a2c``: the same engine with A2C (default: the ``cartpole`` preset with its tuned A2C settings).
 
     python -m engine.a2c --total-steps 100000 --seed 1
-    python -m engine.a2c fx-ou --out-dir runs/fx-a2c
+    python -m engine.a2c fx --out-dir runs/fx-a2c
 
 Swapping algorithms needs no change to the loop: ``--algo a2c`` on ``engine.ppo`` trains the
 same way with the A2C defaults; this command's presets carry A2C settings.

@@ -11,6 +11,8 @@ processes on a shared machine disturb far less than wall time.
 * ``env``: FX env steps/s at N = 1, 64, 1024 vs gym-anytrading's ``forex-v0`` (``envs/fx/bench.py``).
 * ``policy``: training SPS with the multi-branch transformer vs the MLP policy on the FX env.
 * ``scaling``: CPU DDP weak scaling, 1 vs 2 processes (gloo).
+* ``latency``: per-decision latency of a deployed agent at batch 1 (streaming agent, ONNX and pt2 artifacts;
+  absolute microseconds, median and p95: ``envs/fx/live/latency.py``).
 
 Results are printed and written to ``--out`` (``bench.json``).
 """
@@ -48,10 +50,12 @@ from engine.ranges import check_numbers
 class BenchArgs:
     """Benchmarks of the FxAI engine; every figure is a ratio measured in one run."""
 
-    RANGES: ClassVar[dict[str, str]] = {"steps": "[1024, 1e9]", "rounds": "[1, 1000]", "threads": "[1, {cpus}]"}
+    RANGES: ClassVar[dict[str, str]] = {"steps": "[1024, 1e9]", "rounds": "[1, 1000]", "threads": "[1, {cpus}]",
+                                        "ttq_target": "[-100, 100]", "ttq_seeds": "[0, 4294967295]",
+                                        "ttq_eval_steps": "[1, 1e9]"}
     """Allowed values (:mod:`engine.ranges`; a measurement needs a few cycles)."""
 
-    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "all"]] = "engine"
+    what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "ttq", "all"]] = "engine"
     """Which benchmark to run."""
     steps: int = 16_384
     """Env steps per engine/bare-loop/policy measurement."""
@@ -61,6 +65,12 @@ class BenchArgs:
     """torch threads for the in-process measurements."""
     out: str = "bench.json"
     """Where to write the results (JSON)."""
+    ttq_target: float = 4.0
+    """ttq: the validation Sharpe ratio both configurations must reach."""
+    ttq_seeds: tuple[int, ...] = (1, 2)
+    """ttq: the seeds each configuration trains with (the same for both)."""
+    ttq_eval_steps: int = 8192
+    """ttq: env steps between validation backtests (their time is not counted)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,6 +289,132 @@ def bench_scaling(args: BenchArgs) -> dict[str, Any]:
     return res
 
 
+OLD_FX_PRESET = {"num_envs": 16, "rollout_steps": 128, "update_epochs": 4, "num_minibatches": 4,
+                 "learning_rate": 3e-4, "model": "SMALL_TRANSFORMER"}
+"""The FX presets' training shape before issue 15 (16 envs, 128-step rollouts, 4 epochs of 4 minibatches, the
+small transformer): ``ttq``'s reference."""
+
+
+def old_fx_preset() -> TrainConfig:
+    """Today's default job with the training shape of :data:`OLD_FX_PRESET` (same market, costs, reward)."""
+    from configs.fx import SMALL_TRANSFORMER
+
+    cfg = get_preset("fx")
+    o = OLD_FX_PRESET
+    ppo = dataclasses.replace(cfg.ppo, update_epochs=o["update_epochs"], num_minibatches=o["num_minibatches"],
+                              learning_rate=o["learning_rate"])
+    return dataclasses.replace(cfg, num_envs=o["num_envs"], rollout_steps=o["rollout_steps"], ppo=ppo,
+                               model=SMALL_TRANSFORMER)
+
+
+class TimeToQuality:
+    """Stops training once the validation Sharpe ratio reaches ``target``; counts the training's CPU seconds
+    (the validation backtests every ``every`` env steps excluded)."""
+
+    def __init__(self, target: float, every: int, max_steps: int) -> None:
+        self.target, self.every, self.max_steps = target, every, max_steps
+        self.curve: list[tuple[int, float, float]] = []  # (env steps, training CPU s, val Sharpe)
+        self.reached: tuple[int, float, float] | None = None
+
+    def on_training_start(self, run: Any) -> None:
+        self.run, self._cpu0, self._eval_cpu, self._next = run, time.process_time(), 0.0, self.every
+
+    def on_cycle_complete(self, info: dict) -> bool | None:
+        step = self.run.global_step
+        if step < self._next and step < self.max_steps:
+            return None
+        self._next = step + self.every
+        train_cpu = time.process_time() - self._cpu0 - self._eval_cpu
+        t0 = time.process_time()
+        sharpe = float(self.run.evaluate(1).get("sharpe", float("nan")))
+        self._eval_cpu += time.process_time() - t0
+        self.curve.append((step, round(train_cpu, 2), round(sharpe, 3)))
+        if sharpe >= self.target:
+            self.reached = self.curve[-1]
+            return False
+        return None
+
+
+def _test_sharpe(run: Any) -> float:
+    from envs.fx.market import make_fx_eval_env
+    from envs.fx.research.backtest import run_backtest
+    from envs.fx.research.metrics import compute_metrics, infer_periods_per_year
+
+    env = make_fx_eval_env(run.cfg.fx, split="test", seed=run.cfg.seed)
+    policy = run.policy_fn()
+    traj = run_backtest(lambda obs, info: policy(obs), env)
+    return float(compute_metrics(traj, infer_periods_per_year(traj.curve_time))["sharpe"])
+
+
+def time_to_quality(cfg: TrainConfig, target: float, every: int, threads: int = 1) -> dict[str, Any]:
+    """One run of ``cfg`` until the validation Sharpe reaches ``target`` (or ``cfg.total_steps``)."""
+    from engine.cli import train
+    from hooks.config import HooksConfig
+
+    hook = TimeToQuality(target, every, cfg.total_steps)
+    keep: dict[str, Any] = {}
+
+    class Grab:
+        def on_training_end(self, summary: dict) -> None:
+            keep["test_sharpe"] = _test_sharpe(hook.run)
+
+    from envs.fx.bench import peak_rss_mb, peak_rss_reset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c = dataclasses.replace(cfg, out_dir=tmp, builtin_hooks=False, threads=threads,
+                                fx=dataclasses.replace(cfg.fx, report_split="none"),
+                                hooks=HooksConfig(progress=False, loggers=(), eval_every=0, checkpoint_every=0,
+                                                  save_top_k=0, monitor="episode/return_mean"))
+        peak_rss_reset()
+        train(c, hooks=[hook, Grab()])
+    reached = hook.reached
+    return {"reached": reached is not None, "steps": reached[0] if reached else None,
+            "cpu_s": reached[1] if reached else None, "curve": hook.curve, "test_sharpe": keep.get("test_sharpe"),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def bench_ttq(args: BenchArgs) -> dict[str, Any]:
+    """CPU time until the validation Sharpe reaches a common target: the pre-issue-15 training shape
+    (:data:`OLD_FX_PRESET`) vs today's ``fx`` preset, same market and seeds, interleaved."""
+    old, new = old_fx_preset(), get_preset("fx")
+    res: dict[str, Any] = {"target_val_sharpe": args.ttq_target, "seeds": list(args.ttq_seeds), "runs": {}}
+    ratios = []
+    for seed in args.ttq_seeds:
+        pair = {}
+        for name, cfg in (("old", old), ("new", new)):
+            r = time_to_quality(dataclasses.replace(cfg, seed=seed), args.ttq_target, args.ttq_eval_steps,
+                                args.threads)
+            pair[name] = r
+            print(f"  seed {seed} {name}: reached={r['reached']} steps={r['steps']} cpu_s={r['cpu_s']} "
+                  f"test_sharpe={r['test_sharpe']:.2f} peak_rss_mb={r['peak_rss_mb']:.0f}", flush=True)
+        res["runs"][seed] = pair
+        if pair["old"]["reached"] and pair["new"]["reached"]:
+            ratios.append(pair["new"]["cpu_s"] / pair["old"]["cpu_s"])
+    res["ratio_new_vs_old_cpu_s"] = ratios
+    res["ratio_median"] = statistics.median(ratios) if ratios else None
+    res["setup"] = {"old": OLD_FX_PRESET, "new": {"num_envs": new.num_envs, "rollout_steps": new.rollout_steps,
+                                                  "update_epochs": new.ppo.update_epochs,
+                                                  "num_minibatches": new.ppo.num_minibatches,
+                                                  "learning_rate": new.ppo.learning_rate,
+                                                  "model": dataclasses.asdict(new.model)}}
+    return res
+
+
+def bench_latency(args: BenchArgs) -> dict[str, Any]:
+    """Per-decision latency of the preset transformer with the fx (15-minute) and fx-h1 windows, one thread."""
+    from envs.fx.live.latency import run_latency_bench
+
+    res = run_latency_bench({name: get_preset(name) for name in ("fx", "fx-h1")}, n=max(args.steps // 8, 200))
+    flat: dict[str, Any] = {"calls": res.pop("calls")}
+    for preset, figures in res.items():
+        for name, value in figures.items():
+            if isinstance(value, dict):
+                flat.update({f"{preset}.{name}.{k}": v for k, v in value.items()})
+            else:
+                flat[f"{preset}.{name}"] = value
+    return flat
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     return run_command(lambda: run(tyro.cli(BenchArgs, args=argv, prog="python -m engine.bench")))
 
@@ -294,7 +430,7 @@ def run(args: BenchArgs) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                                "cuda": torch.cuda.is_available()}
-    todo = ["engine", "env", "policy", "scaling"] if args.what == "all" else [args.what]
+    todo = ["engine", "env", "policy", "scaling", "latency"] if args.what == "all" else [args.what]
     for what in todo:
         print(f"== {what} ==", flush=True)
         if what == "engine":
@@ -305,6 +441,10 @@ def run(args: BenchArgs) -> dict[str, Any]:
             r = run_env_bench()
         elif what == "policy":
             r = bench_policy(args)
+        elif what == "latency":
+            r = bench_latency(args)
+        elif what == "ttq":
+            r = bench_ttq(args)
         else:
             r = bench_scaling(args)
         results[what] = r

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import sqlite3
 import sys
 import traceback
 import warnings
@@ -50,6 +51,8 @@ def exit_code(exc: BaseException) -> int | None:
     training = bool(getattr(exc, "during_training", False))
     if isinstance(exc, CheckpointError):
         return errors.BAD_INPUT
+    if isinstance(exc, sqlite3.DatabaseError):  # a damaged journal or study database (engine.paper, engine.tune)
+        return errors.MACHINE if training else errors.BAD_INPUT
     if isinstance(exc, OSError):
         if training:
             return errors.MACHINE

@@ -151,6 +151,11 @@ class Run:
         self.ep_start = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._fresh_start = True
         self.buffer = self._allocate_buffer()
+        # finished episodes' returns and lengths per [time, env], read once a rollout when no hook wants each one
+        self._done_returns = torch.zeros((cfg.rollout_steps, self.num_envs), dtype=torch.float64, device=self.device)
+        self._done_lengths = torch.zeros((cfg.rollout_steps, self.num_envs), dtype=torch.int64, device=self.device)
+        self.host_checks = self.device.type == "cpu"
+        """Whether a rollout step may read device values (free on the CPU, a synchronisation on a GPU)."""
         self.checkpoints = Checkpoints(self)
 
     def _allocate_buffer(self) -> TensorDict:
@@ -308,7 +313,12 @@ class Run:
         return summary
 
     def collect_rollout(self) -> None:
-        """``rollout_steps`` vector steps of the sampling policy into the buffer."""
+        """``rollout_steps`` vector steps of the sampling policy into the buffer.
+
+        Without a hook on ``on_episode_end``/``on_episode_start`` a step asks the device nothing: finished
+        episodes' returns and lengths are kept as tensors and read once per rollout (:meth:`_episodes_of_rollout`),
+        and a truncated episode's bootstrap value comes from the whole ``final_obs`` batch, masked. On the CPU
+        (``host_checks``), where asking costs nothing, only the truncated rows go through the value network."""
         algo, envs, bus, buf = self.algo, self.envs, self.bus, self.buffer
         self.fire("on_rollout_start", {"cycle": self.cycle, "global_step": self.global_step})
         obs_store, action_store, log_prob_store, value_store = (buf.get(k) for k in (K.OBS, K.ACTION, K.LOG_PROB,
@@ -318,6 +328,9 @@ class Run:
         obs_store = obs_store.to_dict() if isinstance(obs_store, TensorDict) else obs_store
         trunc_values.zero_()
         steps_per_vector_step = self.num_envs * self.world_size
+        per_episode = bus.has("on_episode_end") or bus.has("on_episode_start")
+        done_returns, done_lengths = self._done_returns, self._done_lengths
+        host_checks = self.host_checks
         for t in range(self.cfg.rollout_steps):
             if bus.has("on_step_start"):
                 self.fire("on_step_start", {"global_step": self.global_step, "observation": self.next_obs})
@@ -331,18 +344,49 @@ class Run:
             _write(obs_store, t, obs)
             action_store[t], log_prob_store[t], value_store[t] = action, log_prob, value
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
-            if trunc.any():  # bootstrap time-limited episodes from their real last observation
-                only_trunc = trunc & ~term
-                final_v = algo.value(self._norm(info["final_obs"]))
-                trunc_values[t] = torch.where(only_trunc, final_v, torch.zeros_like(final_v))
+            if "final_obs" in info:  # some episode ended (a key, not a device read); bootstrap the time-limited ones
+                self._bootstrap_truncated(trunc_values[t], trunc & ~term, info["final_obs"], host_checks)
             self.ep_return.add_(reward)
             self._vstep += 1
             done = term | trunc
             if bus.has("on_step_end"):
                 self.fire("on_step_end", {"global_step": self.global_step, "reward": reward,
                                           "terminated": term, "truncated": trunc, "info": info})
-            if done.any():
-                self._finish_episodes(done, term, info)
+            if per_episode:
+                if done.any():
+                    self._finish_episodes(done, term, info)
+            else:  # no listener: record, reset the counters, read nothing back
+                done_returns[t] = self.ep_return
+                done_lengths[t] = self._vstep - self.ep_start
+                self.ep_return.masked_fill_(done, 0.0)
+                self.ep_start = torch.where(done, self._vstep, self.ep_start)
+        if not per_episode:
+            self._episodes_of_rollout(terminated | truncated)
+
+    def _bootstrap_truncated(self, out: torch.Tensor, only_trunc: torch.Tensor, final_obs: Any,
+                             host_checks: bool) -> None:
+        """``out`` = V(final observation) where ``only_trunc`` (time limit, not termination), 0 elsewhere."""
+        if host_checks:
+            rows = only_trunc.nonzero().flatten()
+            if rows.numel():
+                final = ({k: v.index_select(0, rows) for k, v in final_obs.items()} if isinstance(final_obs, dict)
+                         else final_obs.index_select(0, rows))
+                out.index_copy_(0, rows, self.algo.value(self._norm(final)).to(out.dtype))
+            return
+        final_v = self.algo.value(self._norm(final_obs))
+        out.copy_(torch.where(only_trunc, final_v, torch.zeros_like(final_v)))
+
+    def _episodes_of_rollout(self, done: torch.Tensor) -> None:
+        """The episodes that ended in this rollout (time order, then env), read back once."""
+        mask = done.reshape(-1)
+        rows = mask.nonzero().flatten()
+        if rows.numel() == 0:
+            return
+        rets = self._done_returns.reshape(-1).index_select(0, rows).tolist()
+        lens = self._done_lengths.reshape(-1).index_select(0, rows).tolist()
+        self.episodes += len(rets)
+        self.recent_returns.extend(rets)
+        self.recent_lengths.extend(int(x) for x in lens)
 
     def compute_advantages(self) -> None:
         """GAE along ``time`` per env, bootstrapped from V(s_T); fires ``on_rollout_end`` with the buffer."""

@@ -1,4 +1,4 @@
-"""``python -m engine.ppo``: train an agent with PPO (the default job: the ``fx-ou`` preset).
+"""``python -m engine.ppo``: train an agent with PPO (the default job: the ``fx`` preset).
 
     python -m engine.ppo                                     # FX default job (transformer, synthetic OU market)
     python -m engine.ppo cartpole --total-steps 100000 --seed 1 --out-dir runs/cp

@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna: ``python -m engine.tune``.
 
     python -m engine.tune --n-trials 8                                   # CartPole, 20k steps a trial
-    python -m engine.tune --n-trials 8 fx-ou --total-steps 100000 --hooks.eval-every 2
+    python -m engine.tune --n-trials 8 fx --total-steps 100000 --hooks.eval-every 2
     python -m engine.tune --space.learning-rate.high 1e-2 --space.fixed ent_coef cartpole
 
 The command line is the training command's (a preset subcommand and its flags, parsed once,

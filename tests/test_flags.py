@@ -79,9 +79,11 @@ def test_every_numeric_flag_of_every_command_has_a_range() -> None:
     from engine.bench import BenchArgs
     from engine.tune import TuneArgs
     from envs.fx.research.backtest import BacktestArgs
+    from envs.fx.live.export import ExportArgs
+    from envs.fx.live.paper import PaperArgs
     from envs.fx.research.walkforward import WalkForwardArgs
 
-    for cls in (TrainConfig, TuneArgs, BacktestArgs, WalkForwardArgs, BenchArgs):
+    for cls in (TrainConfig, TuneArgs, BacktestArgs, WalkForwardArgs, BenchArgs, ExportArgs, PaperArgs):
         assert unranged_fields(cls) == [], cls.__name__
 
 

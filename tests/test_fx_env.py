@@ -219,7 +219,8 @@ def test_single_env_and_vector_env_give_identical_trajectories(bars, path, tmp_p
         if ste or str_:
             episodes += 1
             assert all(np.array_equal(sobs[k], vinfo["final_obs"][k][0].numpy()) for k in sobs)
-            assert sinfo["episode"]["equity"] == vinfo["final_info"]["equity"][0].item()
+            assert sinfo["fx"]["equity"] == vinfo["final_info"]["equity"][0].item()
+            assert sinfo["fx"] == {k: v[0].item() for k, v in vinfo["final_info"].items()}
             sobs, _ = single.reset()
     assert episodes >= 3
 

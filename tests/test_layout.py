@@ -2,7 +2,8 @@
 
 Layers (README "Layout"): the engine core knows no env, algorithm, hook or preset; ``algos`` and
 ``hooks`` import only the core; the FX simulator (``envs.fx`` without ``family``/``research``)
-imports nothing of the engine; the FX research side imports the core and the simulator;
+imports nothing of the engine; the FX research side and the live side (``envs.fx.live``: agent, export,
+paper trading) import the core and the simulator;
 ``configs`` composes everything; the command modules (``python -m engine.<name>``) sit on top.
 Every ``import`` counts, also those inside functions (only ``if TYPE_CHECKING:`` blocks are skipped).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "algos", "envs", "hooks", "configs")
 COMMANDS = {"engine.ppo", "engine.a2c", "engine.backtest", "engine.tune", "engine.bench", "engine.cli", "engine.walkforward",
-            "engine.convert"}
+            "engine.convert", "engine.export", "engine.paper"}
 
 ALLOWED = {
     "core": {"core"},
@@ -45,7 +46,7 @@ def layer(module: str) -> str:
         return "core"
     if top in ("algos", "hooks", "configs"):
         return top
-    if module == "envs.fx.family" or module.startswith("envs.fx.research"):
+    if module == "envs.fx.family" or module.startswith(("envs.fx.research", "envs.fx.live")):
         return "fx-research"
     return "fx-sim"
 
@@ -156,6 +157,7 @@ def test_the_checks_catch_what_they_guard() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert layer("engine.loop") == "core" and layer("engine.ppo") == "command"
     assert layer("envs.fx.vector") == "fx-sim" and layer("envs.fx.research.backtest") == "fx-research"
+    assert layer("envs.fx.live.agent") == "fx-research" and layer("envs.fx.windows") == "fx-sim"
     assert "fx-research" not in ALLOWED["core"] and "core" not in ALLOWED["fx-sim"]
     modules = project_modules()
     assert "algos.ppo" in graph()["configs.train"] or "algos" in graph()["configs.train"]

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["fx-h1", "--folds", "2", "--seeds", "1", "--policy", "mlp", "--num-envs", "4", "--rollout-steps", "32",
         "--fx.synthetic-n-bars", "4000", "--fx.episode-bars", "48", "--eval-every", "4",
@@ -51,6 +53,9 @@ def test_walkforward_killed_mid_fold_resumes_and_reports(tmp_path: Path) -> None
     assert set(report["baselines"]) == {"flat", "buy_and_hold", "momentum", "macd", "zscore", "random"}
     assert set(report["cost_sensitivity"]) == {"0.5", "1", "2", "3"}
     assert report["sharpe_ci"][0] <= report["sharpe"] <= report["sharpe_ci"][1]
+    one = report["per_seed"]["1"]  # one seed: its own result is the walk-forward's
+    assert one["sharpe"] == pytest.approx(report["sharpe"]) and one["dsr"] == pytest.approx(report["dsr"])
+    assert one["verdict"] == report["verdict"] and one["n_trades"] == report["metrics"]["n_trades"]
     for k, fold in enumerate(report["folds"]):
         assert fold["fold"] == k and fold["train"]["end"] < fold["val"]["start"] < fold["test"]["start"]
         assert set(fold["seeds"]) == {"1"}

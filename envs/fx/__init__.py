@@ -7,8 +7,8 @@ metrics, plots, reports) lives in :mod:`envs.fx.research`, which imports the eng
 
 from envs.fx.config import FxEnvConfig
 from envs.fx.data import Bars, load_bars
-from envs.fx.market import (ENV_ID, WHOLE, Market, fit_norm, load_market, make_fx_eval_env, make_fx_vector_env,
-                            make_single_env, make_vector_env, register)
+from envs.fx.gym_api import ENV_ID, make_single_env, make_vector_env, register
+from envs.fx.market import WHOLE, Market, fit_norm, load_market, make_fx_eval_env, make_fx_vector_env
 
 register()
 

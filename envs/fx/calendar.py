@@ -13,6 +13,7 @@ the first on the position held before the bar's fill, the second on the position
 
 from __future__ import annotations
 
+import functools
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,9 +22,25 @@ import pandas as pd
 from envs.fx.config import WEEKDAYS
 
 
+_WEEK_NS = 7 * 86_400 * 10**9
+
+
 def rollover_times(start_ns: int, end_ns: int, time: str = "17:00", timezone: str = "America/New_York",
                    triple_day: str = "wed") -> tuple[np.ndarray, np.ndarray]:
-    """(UTC ns times, nights) of every rollover in ``[start_ns, end_ns]``."""
+    """(UTC ns times, nights) of every rollover in ``[start_ns, end_ns]``.
+
+    The calendar is computed for whole weeks around the range and cached, so a live account asking
+    for one bar at a time does not rebuild it on every bar; the events returned are the same."""
+    lo = (int(start_ns) // _WEEK_NS) * _WEEK_NS
+    hi = (int(end_ns) // _WEEK_NS + 1) * _WEEK_NS
+    t, nights = _rollover_times(lo, hi, time, timezone, triple_day)
+    keep = (t >= start_ns) & (t <= end_ns)
+    return t[keep], nights[keep]
+
+
+@functools.lru_cache(maxsize=16)
+def _rollover_times(start_ns: int, end_ns: int, time: str, timezone: str, triple_day: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
     tz = ZoneInfo(timezone)
     hh, mm = (int(x) for x in time.split(":"))
     first = pd.Timestamp(start_ns, tz="UTC").tz_convert(tz).normalize() - pd.Timedelta(days=1)
@@ -35,7 +52,9 @@ def rollover_times(start_ns: int, end_ns: int, time: str = "17:00", timezone: st
     t = local.tz_convert("UTC").as_unit("ns").asi8
     nights = np.where(days.day_of_week == WEEKDAYS.index(triple_day), 3.0, 1.0)
     keep = (t >= start_ns) & (t <= end_ns)
-    return t[keep], nights[keep]
+    t, nights = t[keep], nights[keep]
+    t.flags.writeable = nights.flags.writeable = False  # shared by every caller of the cache
+    return t, nights
 
 
 def rollover_nights(open_ns: np.ndarray, close_ns: np.ndarray, time: str = "17:00",

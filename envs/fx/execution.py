@@ -36,6 +36,7 @@ Everything is float64 torch tensors of shape [N] (one row per env) so N accounts
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,8 @@ class FillResult:
     spread: torch.Tensor
     commission: torch.Tensor
     slippage: torch.Tensor
+    price: torch.Tensor | None = None
+    """Fill price per unit (mid plus or minus half spread and slippage, in quote currency)."""
 
     @property
     def cost(self) -> torch.Tensor:
@@ -114,9 +117,9 @@ class Accounts:
         slip = self.pip * self.cfg.cost_scale * (self.cfg.slippage_pips + self.cfg.impact_pips_per_million * absq / 1e6)
         if cost_scale is not None:
             slip = slip * cost_scale
-        res = FillResult(traded=q, spread=absq * half_spread * rate, commission=absq * mid * rate * self.commission_rate,
-                         slippage=absq * slip * rate)
         fill_price = mid + torch.sign(q) * (half_spread + slip)
+        res = FillResult(traded=q, spread=absq * half_spread * rate, commission=absq * mid * rate * self.commission_rate,
+                         slippage=absq * slip * rate, price=fill_price)
         old = self.position
         new = old + q
         opened = (old * new <= 0) & (new != 0)  # from flat, or flipped through zero
@@ -167,3 +170,91 @@ class Accounts:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for name in STATE_FIELDS:
             setattr(self, name, state[name].to(device=self.device, dtype=torch.float64).clone())
+
+
+BAR_FIELDS = ("open", "high", "low", "close", "hs_open", "hs_high", "hs_low", "hs_close", "roll_before",
+              "roll_inside", "swap_long", "swap_short", "rate_open", "rate_close")
+"""What :func:`execute_bar` reads of the bar it steps into (the :func:`envs.fx.arrays.market_arrays` rows)."""
+
+
+@dataclass
+class BarResult:
+    """What one bar did to the accounts (account currency; [N] tensors): marked P&L, costs paid, swap booked,
+    whether a stop-out happened, and the fills: ``order`` (the due order at the open) and ``stops``
+    (the closing fills at the open, the adverse extreme and the close; zero units where none happened)."""
+
+    pnl: torch.Tensor
+    cost: torch.Tensor
+    swap: torch.Tensor
+    breach: torch.Tensor
+    order: FillResult
+    stops: dict[str, FillResult]
+
+
+def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tensor, due_valid: torch.Tensor | None,
+                base_conversion: bool, skip_idle: bool = False, cost_scale: torch.Tensor | None = None) -> BarResult:
+    """Move the accounts through one bar, in the env's order: rollovers in the gap before the open are
+    booked on the position held, the position is marked at the open (a gap through the margin level
+    stops it out there), the orders due (``due`` target units where ``due_valid``, None = every
+    account) fill at the open, rollovers during the bar are booked, the adverse extreme (the low for
+    a long, the high for a short) can stop it out, and the position is marked (and checked) at the
+    close. ``bar`` holds the :data:`BAR_FIELDS` of the bar per account; ``base_conversion``: the
+    account is in the pair's base currency, so quote amounts convert at 1 / price. Every env and
+    live account steps through here, so they cannot drift apart.
+
+    ``skip_idle``: leave out the stop-out fills and the mark at the extreme where no account is
+    stopped out, and the swap where no night is booked (all of them change nothing then: the
+    results are the same to the last bit). It asks the device whether any account is stopped out,
+    so it pays for one account on the CPU (a live account), not for N accounts on a GPU.
+    ``cost_scale`` [N]: per-account multiples of the spread and slippage (cost-sensitivity backtests)."""
+
+    def rate(price: torch.Tensor, tabulated: torch.Tensor) -> torch.Tensor:
+        return 1.0 / price if base_conversion else tabulated
+
+    open_, low, high, close = bar["open"], bar["low"], bar["high"], bar["close"]
+    r_open, r_close = rate(open_, bar["rate_open"]), rate(close, bar["rate_close"])
+    cs = cost_scale
+    hs = {k: bar[k] if cs is None else bar[k] * cs for k in ("hs_open", "hs_low", "hs_high", "hs_close")}
+
+    def idle(mask: torch.Tensor) -> bool:
+        return skip_idle and not bool(mask.any())
+
+    def no_fill(price: torch.Tensor) -> FillResult:
+        zero = torch.zeros_like(price)
+        return FillResult(zero, zero, zero, zero, price)
+
+    def swap_for(nights: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        if idle(nights != 0):
+            return torch.zeros_like(nights)
+        return acc.accrue_swap(nights, bar["swap_long"], bar["swap_short"], r)
+
+    # the gap before the open: rollovers booked on the position held, then the mark at the open
+    swap = swap_for(bar["roll_before"], r_open)
+    pnl = acc.mark(open_, r_open)
+    stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
+    at_open = no_fill(open_) if idle(stop_open) else acc.fill(torch.zeros_like(open_), open_, hs["hs_open"], r_open,
+                                                               stop_open, cap_leverage=False, cost_scale=cs)
+    due_mask = ~stop_open if due_valid is None else due_valid & ~stop_open
+    order = acc.fill(due, open_, hs["hs_open"], r_open, due_mask, cost_scale=cs)
+    cost = at_open.cost + order.cost
+    swap = swap + swap_for(bar["roll_inside"], r_close)
+    # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
+    long_ = acc.position > 0
+    worst = torch.where(long_, low, high)
+    r_worst = rate(worst, bar["rate_close"])
+    stop_bar = acc.breach(worst, r_worst)
+    if idle(stop_bar):
+        at_worst = no_fill(worst)
+    else:
+        pnl = pnl + acc.mark(worst, r_worst, stop_bar)
+        at_worst = acc.fill(torch.zeros_like(worst), worst, torch.where(long_, hs["hs_low"], hs["hs_high"]),
+                            r_worst, stop_bar, cap_leverage=False, cost_scale=cs)
+    cost = cost + at_worst.cost
+    pnl = pnl + acc.mark(close, r_close)
+    stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
+    at_close = no_fill(close) if idle(stop_close) else acc.fill(torch.zeros_like(close), close, hs["hs_close"],
+                                                                  r_close, stop_close, cap_leverage=False, cost_scale=cs)
+    cost = cost + at_close.cost
+    breach = stop_open | stop_bar | stop_close
+    acc.settle()
+    return BarResult(pnl, cost, swap, breach, order, {"open": at_open, "extreme": at_worst, "close": at_close})

@@ -1,6 +1,6 @@
 """The FX market as the rest of FxAI gets it: the bars loaded once, where each split lies,
-feature normalisation, and the factories of training, backtest and gymnasium envs
-(``FxAI/FxTrading-v0``).
+feature normalisation, and the factories of training and backtest envs (the gymnasium entry points of
+``FxAI/FxTrading-v0`` are in :mod:`envs.fx.gym_api`).
 
 Splits share one bar series. The first bars fill the observation windows (once, for the
 whole series); the usable bars after them are shared out by ``train_frac``/``val_frac``/
@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import pandas as pd
 
 from envs.fx.arrays import TradingContext, trading_context
@@ -30,7 +29,6 @@ from envs.fx.data import Bars, DataChecks, load_bars
 from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns
 from envs.fx.instruments import side_from_name
 
-ENV_ID = "FxAI/FxTrading-v0"
 SPLITS = ("train", "val", "test")
 WHOLE = "all"
 """The split name of the whole series after the observation windows are full (backtests of a new file)."""
@@ -275,41 +273,5 @@ def make_fx_eval_env(cfg: FxEnvConfig, split: str = "val", seed: int = 0, device
                        context=market.context, bar_ns=market.bar_ns)
 
 
-def _cfg_from(cfg: FxEnvConfig | None, overrides: dict[str, Any]) -> FxEnvConfig:
-    cfg = cfg if cfg is not None else FxEnvConfig()
-    names = {f.name for f in dataclasses.fields(FxEnvConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"{ENV_ID}: unknown keyword(s) {unknown}; FxEnvConfig fields are {sorted(names)}")
-    return dataclasses.replace(cfg, **overrides).validate()
-
-
-def make_single_env(data: Any = None, cfg: FxEnvConfig | None = None, split: str = "train", seed: int = 0,
-                    device: str = "cpu", start_mode: str = "random", **overrides: Any):
-    """``gymnasium.make`` entry point: one :class:`envs.fx.single.FxTradingEnv`."""
-    from envs.fx.single import FxTradingEnv
-
-    cfg = _cfg_from(cfg, overrides)
-    market, cfg, cached = _market_from(data, cfg)
-    return FxTradingEnv(market.bars, cfg, seed=seed, device=device, norm=fit_norm(market, cfg, cached),
-                        start_mode=start_mode, split=split,
-                        bounds=market.bounds(split), context=market.context, bar_ns=market.bar_ns)
-
-
-def make_vector_env(num_envs: int = 1, data: Any = None, cfg: FxEnvConfig | None = None, split: str = "train",
-                    seed: int = 0, device: str = "cpu", **overrides: Any):
-    """``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` entry point."""
-    cfg = _cfg_from(cfg, overrides)
-    return make_fx_vector_env(cfg, num_envs=num_envs, seed=seed, device=device, split=split, data=data)
-
-
-def register() -> None:
-    """Register ``FxAI/FxTrading-v0`` with gymnasium (idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="envs.fx.market:make_single_env",
-                     vector_entry_point="envs.fx.market:make_vector_env")
-
-
-__all__ = ["ENV_ID", "Market", "SPLITS", "WHOLE", "build_market", "first_valid_bar", "fit_norm", "load_market",
-           "make_fx_eval_env", "make_fx_vector_env", "make_single_env", "make_vector_env",
-           "register", "split_ranges"]
+__all__ = ["Market", "SPLITS", "WHOLE", "build_market", "first_valid_bar", "fit_norm", "load_market",
+           "make_fx_eval_env", "make_fx_vector_env", "split_ranges"]

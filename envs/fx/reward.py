@@ -89,3 +89,60 @@ class RewardSystem:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for name in ("dsr_a", "dsr_b", "last_drawdown"):
             setattr(self, name, state[name].to(device=self.device, dtype=torch.float64).clone())
+
+
+class ScalarReward:
+    """:class:`RewardSystem` for ONE account in Python floats (the fast single env's): the same formulas in
+    the same order, so the same numbers to the last bit (``tests/test_fx_single_fast.py``)."""
+
+    __slots__ = ("weights", "scale", "e0", "eta", "max_position", "dsr_a", "dsr_b", "last_drawdown")
+
+    def __init__(self, cfg: FxEnvConfig) -> None:
+        self.scale = float(cfg.reward_scale)
+        self.weights = [(name, self.scale * w) for name, w in cfg.reward_weights().items()]
+        self.e0 = float(cfg.initial_equity)
+        self.eta = cfg.dsr_eta
+        self.max_position = cfg.max_position
+        self.reset()
+
+    def reset(self) -> None:
+        self.dsr_a = self.dsr_b = self.last_drawdown = 0.0
+
+    def state(self) -> dict[str, float]:
+        return {"dsr_a": self.dsr_a, "dsr_b": self.dsr_b, "last_drawdown": self.last_drawdown}
+
+    def load(self, state: dict[str, float]) -> None:
+        self.dsr_a, self.dsr_b, self.last_drawdown = (float(state[k]) for k in ("dsr_a", "dsr_b", "last_drawdown"))
+
+    def compute(self, pnl: float, cost: float, swap: float, equity_prev: float, equity: float, peak_equity: float,
+                position: float) -> tuple[float, dict[str, float], dict[str, float]]:
+        """(reward, weighted-and-scaled components, raw components), as :meth:`RewardSystem.compute`."""
+        e0 = self.e0
+        drawdown = (peak_equity - equity) / e0
+        ret = equity / (equity_prev if equity_prev > 1e-12 else 1e-12) - 1.0 if equity_prev > 0 else 0.0
+        a, b, eta = self.dsr_a, self.dsr_b, self.eta
+        da, db = ret - a, ret * ret - b
+        var = b - a * a
+        dsr = (b * da - 0.5 * a * db) / var ** 1.5 if var > 1e-18 else 0.0
+        self.dsr_a, self.dsr_b = a + eta * da, b + eta * db
+        dd_step = drawdown - self.last_drawdown
+        step = (equity - equity_prev) / e0
+        raw = {
+            "pnl": pnl / e0,
+            "transaction_cost": -cost / e0,
+            "swap": swap / e0,
+            "drawdown_penalty": -(dd_step if dd_step > 0.0 or dd_step != dd_step else 0.0),
+            "holding_penalty": -abs(position) / self.max_position,
+            "variance_penalty": -(step * step),
+            "differential_sharpe": min(max(dsr, -10.0), 10.0),
+        }
+        self.last_drawdown = drawdown
+        weighted, reward = {}, None
+        for name, w in self.weights:
+            if w == 0.0:
+                weighted[name] = 0.0
+                continue
+            x = raw[name] if w == 1.0 else w * raw[name]
+            weighted[name] = x
+            reward = x if reward is None else reward + x
+        return (0.0 if reward is None else reward), weighted, raw

@@ -45,7 +45,7 @@ from gymnasium.vector.utils import batch_space
 from envs.fx.arrays import TradingContext, market_arrays, trading_context
 from envs.fx.config import REWARD_COMPONENTS, FxEnvConfig
 from envs.fx.data import Bars
-from envs.fx.execution import Accounts
+from envs.fx.execution import BAR_FIELDS, Accounts, execute_bar
 from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns
 from envs.fx.reward import RewardSystem
 
@@ -55,6 +55,22 @@ training episode (``episode_bars`` long) and in a backtest over a whole split: e
 the episode start, drawdown, leverage on current equity and episode progress were tried and
 left out, since in a long backtest they drift far outside anything seen in training."""
 _MASK64 = (1 << 64) - 1
+
+
+def portfolio_vector(position: torch.Tensor, unrealised_pnl: torch.Tensor, time_in_position: torch.Tensor,
+                     last_target: torch.Tensor, cfg: FxEnvConfig) -> torch.Tensor:
+    """The ``portfolio`` observation [N, 4] float32 from the account ([N] float64: position and last target in
+    units, unrealised P&L in account currency, bars in the position): position / max_position,
+    10 x unrealised P&L / initial equity, log1p(bars held, capped at the training episode length) /
+    log1p(episode length), last target / max_position, clipped to ``obs_clip``."""
+    held = time_in_position.clamp(max=cfg.episode_bars)  # the training episode length caps it
+    cols = [
+        position / cfg.max_position,
+        10.0 * unrealised_pnl / cfg.initial_equity,
+        torch.log1p(held) / math.log1p(cfg.episode_bars),
+        last_target / cfg.max_position,
+    ]
+    return torch.stack(cols, dim=-1).clamp(-cfg.obs_clip, cfg.obs_clip).to(torch.float32)
 
 
 def _i64(x: int) -> int:
@@ -91,15 +107,19 @@ class FxVectorEnv(gym.vector.VectorEnv):
     first bar of ``bounds`` with full observation windows (deterministic backtests). ``norm`` is
     the training split's feature normalisation (fitted on the traded bars when None).
     ``bounds=(lo, hi)``: the bars traded (default all); ``context``: pair and account currency
-    (default from ``cfg``); ``bar_ns``: the bar length (default from the bars)."""
+    (default from ``cfg``); ``bar_ns``: the bar length (default from the bars). ``host_checks`` (default: on
+    the CPU only) lets a step ask whether any env finished or was stopped out and skip the work that changes
+    nothing (results equal to the last bit); off, a step never synchronises with the device."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    autoreset_mode = AutoresetMode.SAME_STEP
+    """Also as an attribute: TorchRL's ``GymWrapper`` reads it there."""
 
     def __init__(self, bars: Bars, cfg: FxEnvConfig, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", norm: FeatureNorm | None = None,
                  episode_bars: int | None = None, start_mode: str = "random", split: str = "train",
                  bounds: tuple[int, int] | None = None, context: TradingContext | None = None,
-                 bar_ns: int | None = None) -> None:
+                 bar_ns: int | None = None, host_checks: bool | None = None) -> None:
         cfg.validate()
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
@@ -130,6 +150,9 @@ class FxVectorEnv(gym.vector.VectorEnv):
         arrays = [market_arrays(b, cfg, self.context, self.device, self.bar_ns, mirrored=i == 1)
                   for i, b in enumerate(variants)]
         self.market = {key: torch.cat([a[key] for a in arrays]) for key in arrays[0]}
+        # the bar fields execute_bar reads, as one [fields, rows] table: one gather per step instead of 14
+        self._bar_table = torch.stack([self.market[key] for key in BAR_FIELDS])
+        self.host_checks = self.device.type == "cpu" if host_checks is None else bool(host_checks)
         rates = self.market["rate_open"][self.t_min:self.t_end]
         if not bool(torch.isfinite(rates).all()):
             first = self.t_min + int(torch.nonzero(~torch.isfinite(rates))[0])
@@ -265,17 +288,11 @@ class FxVectorEnv(gym.vector.VectorEnv):
         return 1.0 / price if self.context.conversion == "base" else rate
 
     def _portfolio(self) -> torch.Tensor:
-        acc, cfg = self.accounts, self.cfg
+        acc = self.accounts
         row = self.row
         close = self.market["close"][row]
-        held = acc.time_in_position.clamp(max=cfg.episode_bars)  # the training episode length caps it
-        cols = [
-            acc.position / cfg.max_position,
-            10.0 * acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"][row])) / cfg.initial_equity,
-            torch.log1p(held) / math.log1p(cfg.episode_bars),
-            self.last_target / cfg.max_position,
-        ]
-        return torch.stack(cols, dim=1).clamp(-cfg.obs_clip, cfg.obs_clip).to(torch.float32)
+        unrealised = acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"][row]))
+        return portfolio_vector(acc.position, unrealised, acc.time_in_position, self.last_target, self.cfg)
 
     def _observe(self) -> dict[str, torch.Tensor]:
         obs = self.features.observe(self.t, self.variant if self.mirror else None)
@@ -300,41 +317,19 @@ class FxVectorEnv(gym.vector.VectorEnv):
         self.last_target = target
 
         t = self.row + 1  # row of bar t + 1 in the market arrays
-        open_, low, high, close = m["open"][t], m["low"][t], m["high"][t], m["close"][t]
-        r_open, r_close = self._rate(open_, m["rate_open"][t]), self._rate(close, m["rate_close"][t])
         equity_prev = acc.equity
-        # the gap before the open: rollovers booked on the position held, then the mark at the open
-        swap = acc.accrue_swap(m["roll_before"][t], m["swap_long"][t], m["swap_short"][t], r_open)
-        pnl = acc.mark(open_, r_open)
-        stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
-        cs = self.cost_scale
-        hs_open = m["hs_open"][t] * cs
-        cost = acc.fill(torch.zeros_like(open_), open_, hs_open, r_open, stop_open, cap_leverage=False,
-                        cost_scale=cs).cost
         if self.latency == 1:  # the order just sent is the one due now
-            due, due_mask = target, ~stop_open
+            due, due_valid = target, None
         else:  # pending[:, k] fills k + 1 bars from now; NaN = no order
             self.pending[:, self.latency - 1] = target
             due = self.pending[:, 0]
-            due_mask = ~torch.isnan(due) & ~stop_open
+            due_valid = ~torch.isnan(due)
             due = torch.nan_to_num(due, nan=0.0)
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
-        cost = cost + acc.fill(due, open_, hs_open, r_open, due_mask, cost_scale=cs).cost
-        swap = swap + acc.accrue_swap(m["roll_inside"][t], m["swap_long"][t], m["swap_short"][t], r_close)
-        # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
-        long_ = acc.position > 0
-        worst = torch.where(long_, low, high)
-        r_worst = self._rate(worst, m["rate_close"][t])
-        stop_bar = acc.breach(worst, r_worst)
-        pnl = pnl + acc.mark(worst, r_worst, stop_bar)
-        cost = cost + acc.fill(torch.zeros_like(worst), worst, torch.where(long_, m["hs_low"][t], m["hs_high"][t]) * cs,
-                               r_worst, stop_bar, cap_leverage=False, cost_scale=cs).cost
-        pnl = pnl + acc.mark(close, r_close)
-        stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
-        cost = cost + acc.fill(torch.zeros_like(close), close, m["hs_close"][t] * cs, r_close, stop_close,
-                               cap_leverage=False, cost_scale=cs).cost
-        breach = stop_open | stop_bar | stop_close
-        acc.settle()
+        bar = dict(zip(BAR_FIELDS, self._bar_table.index_select(1, t).unbind(0)))
+        res = execute_bar(acc, bar, due, due_valid, self.context.conversion == "base",
+                          skip_idle=self.host_checks, cost_scale=self.cost_scale)
+        pnl, cost, swap, breach, close = res.pnl, res.cost, res.swap, res.breach, bar["close"]
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
                                                       acc.peak_equity, acc.position)
@@ -352,7 +347,8 @@ class FxVectorEnv(gym.vector.VectorEnv):
             info[f"reward/{name}"] = weighted[name]
             info[f"reward_raw/{name}"] = raw[name]
         obs = self._observe()
-        if bool(done.any()):
+        # without host checks (a GPU) every step pays for the masked reset instead of asking whether any env is done
+        if not self.host_checks or bool(done.any()):
             info["final_obs"], info["_final_obs"] = obs, done
             info["final_info"], info["_final_info"] = self._episode_summary(terminated), done
             self._begin(done, *self._draw_starts(done))

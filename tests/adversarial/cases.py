@@ -9,6 +9,8 @@ import random
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -581,7 +583,64 @@ CONVERT = [
 ]
 
 
+# ---------------------------------------------------------------------------------------------
+# engine.export, engine.paper
+# ---------------------------------------------------------------------------------------------
+EX = ["--ckpt", "{fxckpt}", "--format", "onnx"]
+EXPORT = [
+    Case("export-check-negative", "engine.export", [*EX, "--out", "{out}/p.onnx", "--check", "-1"], needle="--check",
+         fast=True),
+    Case("export-check-huge", "engine.export", [*EX, "--out", "{out}/p.onnx", "--check", "1000000000"],
+         needle="--check"),
+    Case("export-missing-ckpt", "engine.export", ["--ckpt", "/nonexistent/x.ckpt", "--format", "onnx", "--out",
+                                                  "{out}/p.onnx"], needle="x.ckpt"),
+    Case("export-flipped-ckpt", "engine.export", ["--ckpt", "{case}/flipped.ckpt", "--format", "onnx", "--out",
+                                                  "{out}/p.onnx"], needle="flipped", prepare=_flip_fx),
+    Case("export-wrong-suffix", "engine.export", [*EX, "--out", "{out}/p.pt2"], needle=".onnx"),
+    Case("export-out-unwritable", "engine.export", [*EX, "--out", "{file}/p.onnx"], needle="a_file"),
+]
+
+PA = ["--ckpt", "{fxckpt}", "--feed", "{data:good}", "--out-dir", "{out}"]
+
+
+def _paper_concurrent(ctx: Ctx, case_dir: Path) -> Verdict:
+    """A paper trader waiting on its stdin feed holds --out-dir; a second one on it is refused (exit 3)."""
+    out = case_dir / "out"
+    args = ["--ckpt", str(ctx.fx_checkpoint()), "--feed", "-", "--out-dir", str(out)]
+    first = subprocess.Popen([sys.executable, "-m", "engine.paper", *args], cwd=ctx.root, env=ctx.env(),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        if not wait_for(lambda: (out / ".fxai.lock").exists(), 240, first):
+            return "unclear", f"the first paper trader did not start: {first.communicate()[1][-300:]}"
+        res = ctx.run("engine.paper", args, timeout=120)
+        alive = first.poll() is None
+        _, err = first.communicate(input="", timeout=120)  # end of its feed: it writes its summary and exits
+    finally:
+        kill_group(first)
+    if not alive:
+        return "data-loss", "the first paper trader died while the second one ran"
+    if first.returncode != 0 or read_summary(out) is None:
+        return "data-loss", f"the first paper trader did not finish cleanly (exit {first.returncode}): {err[-200:]}"
+    return judge_error(Case("x", codes=(3,), needle="in use by another run"), res)
+
+
+PAPER = [
+    Case("paper-threads-huge", "engine.paper", [*PA, "--threads", "100000"], needle="--threads", fast=True),
+    Case("paper-threads-zero", "engine.paper", [*PA, "--threads", "0"], needle="--threads"),
+    Case("paper-progress-every-negative", "engine.paper", [*PA, "--progress-every", "-1"], needle="--progress-every"),
+    Case("paper-missing-feed", "engine.paper", ["--ckpt", "{fxckpt}", "--feed", "/nonexistent/f.csv", "--out-dir",
+                                                "{out}"], needle="f.csv"),
+    Case("paper-flipped-ckpt", "engine.paper", ["--ckpt", "{case}/flipped.ckpt", "--feed", "{data:good}",
+                                                "--out-dir", "{out}"], needle="flipped", prepare=_flip_fx),
+    Case("paper-out-dir-is-a-file", "engine.paper", ["--ckpt", "{fxckpt}", "--feed", "{data:good}", "--out-dir",
+                                                     "{file}"], needle="a_file"),
+    Case("paper-timezone-bogus", "engine.paper", [*PA, "--timezone", "Mars/Olympus"], needle="--timezone"),
+    Case("paper-concurrent-out-dir", custom=_paper_concurrent, fast=True),
+]
+
+
 CASES: list[Case] = [*TRAIN_FLAGS, *FX_FLAGS, *DATA, *CHECKPOINTS, *SIGNALS, *NEIGHBOURS, *TUNE_CASES, *BACKTEST,
-                     *WALKFORWARD, *BENCH, *CONVERT]
+                     *WALKFORWARD, *BENCH, *CONVERT, *EXPORT, *PAPER]
 
 __all__ = ["CASES", "changed", "snapshot"]

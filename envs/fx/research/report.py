@@ -181,6 +181,10 @@ def format_report(result: Mapping[str, Any]) -> str:
     lines = [result.get("verdict_line", ""), f"trials behind it: {result.get('n_trials', 1)}"]
     if "versus_best_baseline_line" in result:
         lines.append(result["versus_best_baseline_line"])
+    for seed, r in (result.get("per_seed") or {}).items():
+        if len(result["per_seed"]) > 1:
+            lines.append(f"  seed {seed}: Sharpe {r['sharpe']:.2f} ({r['sharpe_ci'][0]:.1f}..{r['sharpe_ci'][1]:.1f}), "
+                         f"DSR {r['dsr']:.3f}, {r['n_trades']} trades, exposure {r['exposure']:.1%}: {r['verdict']}")
     note = result["metrics"].get("annualised_note")
     if note:
         lines.append(f"note: {note}")

@@ -339,6 +339,7 @@ class WalkForward:
             "extra_trials_from_study": self.extra_trials, "periods_per_year": ppy, "bars": len(agent),
             "start": _iso(agent.time[0]), "end": _iso(agent.time[-1]),
             "per_seed_sharpe": {str(s): metrics.sharpe(a.returns, ppy) for s, a in zip(self.seeds, agent_seeds)},
+            "per_seed": {str(s): self._seed_result(a, ppy, n_trials, sr_var) for s, a in zip(self.seeds, agent_seeds)},
             "reward_weights": self.base.fx.reward_weights(), "folds": fold_rows,
         })
         result.update(report.cost_sensitivity(
@@ -347,6 +348,16 @@ class WalkForward:
         report.write_bars(self.out / "bars.csv", {"agent": agent, **base_st})
         self._plots(agent, base_st, analysis, result)
         return report.json_safe(result)
+
+    @staticmethod
+    def _seed_result(agent: Stitched, ppy: float, n_trials: int, sr_var: float | None) -> dict[str, Any]:
+        """One seed's stitched out-of-sample result on its own: its Sharpe, interval, PSR, DSR (against all the
+        walk-forward's trials) and verdict, with its trades and exposure."""
+        out = report.statistics(agent.returns, ppy, n_trials, sr_var)
+        out.pop("_bootstrap_sharpes")
+        m = metrics.compute_metrics(agent, ppy)
+        out.update({k: m[k] for k in ("total_return", "max_drawdown", "n_trades", "exposure", "turnover")})
+        return out
 
     def _plots(self, agent: Stitched, baselines: dict[str, Stitched], analysis: dict[str, Any],
                result: dict[str, Any]) -> None:
