@@ -275,6 +275,8 @@ def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
     probe = parent
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {args.out}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK):
         raise PermissionError(f"--out {args.out}: {probe} is not writable")
     agent = Agent.load(args.ckpt)

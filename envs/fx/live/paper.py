@@ -203,6 +203,8 @@ def _check_args(args: PaperArgs) -> None:
     probe = out
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out-dir: {out} is inside {probe}, a file")
     if not os.access(probe, os.W_OK):
         raise PermissionError(f"--out-dir: {probe} is not writable")
 
