@@ -8,6 +8,11 @@ Errors end as one line with the exit codes of :mod:`engine.errors` (:func:`engin
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from collections.abc import Sequence
 from typing import Any
 

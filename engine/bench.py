@@ -19,6 +19,11 @@ Results are printed and written to ``--out`` (``bench.json``).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import dataclasses
 import json
 import os

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import tyro
 
 from configs import TrainConfig, presets, refine
-from engine import errors, registry
+from engine import errors, registry, startup
 from engine.checkpoint import CheckpointError
 from engine.launch import launch
 from engine.rundir import RunPlan, env_rank
@@ -94,6 +94,7 @@ def run_command(body: Callable[[], T]) -> T:
     """Run a command's ``body`` under the top-level error handler (see the module docstring); returns what
     it returns, or ends the process with the documented exit code."""
     previous, warnings.formatwarning = warnings.formatwarning, _warning_line  # one line each, like the errors
+    startup.restore()  # Ctrl-C from here on is a KeyboardInterrupt (below), then a stop signal while training
     try:
         return body()
     except SystemExit:

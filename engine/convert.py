@@ -12,6 +12,11 @@ file unless ``--overwrite``. A corrupt OLD (its stored hash does not match) is r
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import os
 import sys
 from collections.abc import Sequence

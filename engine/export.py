@@ -9,6 +9,11 @@ takes raw feature windows (:func:`envs.fx.windows.raw_windows`) and the account.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from collections.abc import Sequence
 from typing import Any
 

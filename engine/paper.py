@@ -11,6 +11,11 @@ same command again: it resumes from the journal with no order lost or sent twice
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from collections.abc import Sequence
 from typing import Any
 

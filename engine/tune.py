@@ -29,7 +29,13 @@ FAILED ("stopped by SIGTERM") and end the study (exit 128 + signal).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import dataclasses
+import logging
 import math
 import sys
 import warnings
@@ -42,7 +48,7 @@ import optuna
 import tyro
 
 from configs import TrainConfig, presets
-from engine.cli import one_line, run_command
+from engine.cli import exit_code, one_line, run_command
 from engine.errors import NonFiniteLossError
 from engine.ranges import check_numbers
 from hooks.optuna_pruning import OptunaHook
@@ -387,10 +393,24 @@ def tune(args: TuneArgs, *, train_fn: Callable[..., dict[str, Any]] | None = Non
     return study
 
 
+class _ExpectedErrorsInOneLine(logging.Filter):
+    """Optuna logs a failed trial with its traceback; an expected error (bad input, divergence, a signal: what
+    :func:`engine.cli.exit_code` knows) is one line, as everywhere else. A bug keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and exit_code(exc) is not None:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def main(argv: Sequence[str] | None = None, train_fn: Callable[..., dict[str, Any]] | None = None) -> int:
     """Check every flag (the search's, the trainer's, the space against the trainer) before the study is
     touched, then tune; errors end as one line (:func:`engine.cli.run_command`). Returns 0."""
     def body() -> int:
+        optimize_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
+        if not any(isinstance(f, _ExpectedErrorsInOneLine) for f in optimize_log.filters):
+            optimize_log.addFilter(_ExpectedErrorsInOneLine())
         args = parse_cli(argv)
         args.check()
         if train_fn is None:

@@ -13,6 +13,11 @@ is the walk-forward's directory); the rest are the walk-forward's own. Writes
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import dataclasses
 import sys
 from collections.abc import Sequence
