@@ -123,3 +123,13 @@ def test_a_second_signal_exits_at_once_and_the_last_checkpoint_stays_valid(tmp_p
     assert proc.returncode in (-signal.SIGTERM, 143), stderr[-2000:]  # the signal itself, or a finished stop
     assert "Traceback" not in stderr
     assert find_latest_valid(out) == out / "checkpoints" / "last.ckpt"
+
+
+def test_ctrl_c_while_the_command_is_still_starting_is_one_line(tmp_path: Path) -> None:
+    """SIGINT during the imports (or anywhere before training): a ``stopped:`` line, exit 130, no traceback."""
+    proc = _start(tmp_path / "run")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert [line for line in stderr.splitlines() if line.startswith("stopped:")], stderr[-2000:]
