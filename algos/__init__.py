@@ -22,6 +22,7 @@ def build_mlp(observation_space: gym.Space, action_space: gym.Space, cfg: MLPCon
 
 def build_transformer(observation_space: gym.Space, action_space: gym.Space,
                       cfg: TransformerConfig) -> MultiBranchTransformer:
+    cfg.check()
     if not isinstance(observation_space, gym.spaces.Dict):
         raise ValueError(f"--policy transformer needs a Dict observation space (this env has "
                          f"{type(observation_space).__name__}); use --policy mlp")

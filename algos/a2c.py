@@ -7,7 +7,7 @@ is unchanged when you select it with ``--algo a2c`` or run ``python -m engine.a2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from tensordict import TensorDict
@@ -31,6 +31,13 @@ def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, value: torch.Tens
 @dataclass
 class A2CConfig:
     """Advantage Actor-Critic: one synchronous gradient step per rollout."""
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "learning_rate": "(0, 1]", "lr_final": "[0, 1]", "lr_warmup": "[0, 1)", "gamma": "(0, 1]",
+        "gae_lambda": "[0, 1]", "ent_coef": "[0, 1000]", "vf_coef": "[0, 1000]", "max_grad_norm": "(0, 1e9]",
+        "rmsprop_eps": "(0, 1]", "rmsprop_alpha": "(0, 1)",
+    }
+    """Allowed values (:mod:`engine.ranges`)."""
 
     learning_rate: float = 7e-4
     """RMSprop learning rate (the schedule's start, after warmup)."""

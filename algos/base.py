@@ -11,8 +11,10 @@ and optimizer, the run's progress and learning-rate schedule (:mod:`algos.schedu
 linear, cosine with a floor or constant, with warmup, continuous across a resume that
 changes ``--total-steps``), *overrides* that a hook may set for the rest of the run (a
 learning-rate scale, the entropy bonus, the clip range: the training-phase hook uses them),
-and a guarded optimizer step that skips (and counts) updates whose gradients are NaN/Inf and
-stops the run after too many in a row.
+and a guarded optimizer step that skips optimizer steps whose gradients are NaN/Inf; an update
+(one rollout's) with any skipped step counts as non-finite, and ``max_nonfinite`` non-finite
+updates in a row stop the run (:class:`engine.errors.NonFiniteLossError`): one bad rollout costs
+one update, not the run.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from torch import nn
 
 from algos.schedules import LR_SCHEDULES, LRSchedule
 from engine.distributions import deterministic_action, make_distribution
+from engine.errors import NonFiniteLossError
 
-
-class NonFiniteLossError(RuntimeError):
-    """Raised after ``max_nonfinite`` consecutive updates had NaN/Inf loss or gradients."""
+__all__ = ["Algorithm", "NonFiniteLossError", "need"]
 
 
 def need(ok: bool, flag: str, msg: str) -> None:
@@ -54,8 +55,10 @@ class Algorithm(ABC):
         self.gae_lambda: float = cfg.gae_lambda
         self.num_updates = max(1, int(num_updates))
         self.max_nonfinite = max_nonfinite
-        self.nonfinite_in_a_row = 0
+        self.nonfinite_in_a_row = 0  # consecutive updates with a skipped (non-finite) optimizer step
         self.nonfinite_total = 0
+        self._skipped_steps = 0  # in the current update
+        self._last_nonfinite = (float("nan"), float("nan"))  # (loss, grad norm) of the last skipped step
         optimizer = self.make_optimizer(policy)
         self._raw_policy = policy
         self.policy, self.optimizer = fabric.setup(policy, optimizer)
@@ -92,16 +95,13 @@ class Algorithm(ABC):
     @classmethod
     def check_config(cls, cfg: Any, batch_size: int, prefix: str) -> None:
         """Reject bad settings before any work (``prefix`` is the flag prefix, e.g. ``--ppo``);
-        ``batch_size`` is the rollout's rollout_steps x num_envs."""
-        need(0 < cfg.gamma <= 1, f"{prefix}.gamma", f"must be in (0, 1] (got {cfg.gamma})")
-        need(0 <= cfg.gae_lambda <= 1, f"{prefix}.gae-lambda", f"must be in [0, 1] (got {cfg.gae_lambda})")
-        need(cfg.learning_rate > 0, f"{prefix}.learning-rate", f"must be > 0 (got {cfg.learning_rate})")
+        ``batch_size`` is the rollout's rollout_steps x num_envs. Each number's own range is in its config's
+        ``RANGES`` (checked by :func:`engine.ranges.check_numbers`); here: what the flags ask of each other."""
         if hasattr(cfg, "lr_schedule"):
             need(cfg.lr_schedule in LR_SCHEDULES, f"{prefix}.lr-schedule",
                  f"must be one of {', '.join(LR_SCHEDULES)} (got {cfg.lr_schedule!r})")
             need(0 <= cfg.lr_final <= cfg.learning_rate, f"{prefix}.lr-final",
                  f"must be in [0, learning-rate = {cfg.learning_rate}] (got {cfg.lr_final})")
-            need(0 <= cfg.lr_warmup < 1, f"{prefix}.lr-warmup", f"must be in [0, 1) (got {cfg.lr_warmup})")
 
     @abstractmethod
     def make_optimizer(self, policy: nn.Module) -> torch.optim.Optimizer: ...
@@ -177,22 +177,32 @@ class Algorithm(ABC):
         grad_norm = grad_norm.detach().float() if grad_norm is not None else torch.zeros(())
         if not bool(torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
-            self.nonfinite_in_a_row += 1
-            self.nonfinite_total += 1
-            if self.nonfinite_in_a_row >= self.max_nonfinite:
-                raise NonFiniteLossError(
-                    f"{self.nonfinite_in_a_row} consecutive updates had a non-finite loss or gradient "
-                    f"(limit --max-nonfinite-updates={self.max_nonfinite}); "
-                    f"last loss={loss.item() if loss is not None else 'n/a'}, "
-                    f"grad_norm={grad_norm.item()}. Try a lower learning rate, --norm-obs, or --detect-anomaly."
-                )
+            self._skipped_steps += 1
+            self._last_nonfinite = (loss.item() if loss is not None else float("nan"), grad_norm.item())
             return False, grad_norm
-        self.nonfinite_in_a_row = 0
         self.optimizer.step()
         return True, grad_norm
 
     def end_update(self) -> None:
+        """Close the update: advance the schedule, count it as non-finite when any of its optimizer steps was
+        skipped, and stop the run after ``max_nonfinite`` such updates in a row."""
         self.scheduler.step()
+        skipped, self._skipped_steps = self._skipped_steps, 0
+        if not bool(torch.stack([p.detach().isfinite().all() for p in self._raw_policy.parameters()]).all()):
+            raise NonFiniteLossError("the update made the policy's weights non-finite (finite gradients, but too large "
+                                     "a step): lower the learning rate or --ppo.max-grad-norm; the last checkpoint "
+                                     "holds finite weights")
+        if not skipped:
+            self.nonfinite_in_a_row = 0
+            return
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        if self.nonfinite_in_a_row >= self.max_nonfinite:
+            loss, norm = self._last_nonfinite
+            raise NonFiniteLossError(
+                f"{self.nonfinite_in_a_row} consecutive updates had a non-finite loss or gradient "
+                f"(limit --max-nonfinite-updates={self.max_nonfinite}; the last one skipped {skipped} optimizer "
+                f"step(s), loss={loss}, grad_norm={norm}). Try a lower learning rate, --norm-obs, or --detect-anomaly.")
 
     def state_dict(self) -> dict[str, Any]:
         return {

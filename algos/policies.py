@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +21,9 @@ from algos.distributions import ActionHead, layer_init
 @dataclass
 class MLPConfig:
     """Separate actor and critic MLPs (for generic envs and speed)."""
+
+    RANGES: ClassVar[dict[str, str]] = {"hidden": "[1, 65536]"}
+    """Allowed values (:mod:`engine.ranges`; for every layer)."""
 
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths."""

@@ -9,7 +9,7 @@ consecutive minibatches (``accumulate_grad_batches``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from tensordict import TensorDict
@@ -22,6 +22,15 @@ from engine import keys as K
 @dataclass
 class PPOConfig:
     """Proximal Policy Optimisation (clipped surrogate)."""
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "learning_rate": "(0, 1]", "lr_final": "[0, 1]", "lr_warmup": "[0, 1)", "gamma": "(0, 1]",
+        "gae_lambda": "[0, 1]", "update_epochs": "[1, 10000]", "num_minibatches": "[1, 16777216]",
+        "clip_coef": "(0, 10]", "ent_coef": "[0, 1000]", "ent_coef_final": "[0, 1000]", "ent_anneal_start": "[0, 1)",
+        "vf_coef": "[0, 1000]", "max_grad_norm": "(0, 1e9]", "target_kl": "(0, 1000]",
+        "accumulate_grad_batches": "[1, 16777216]",
+    }
+    """Allowed values (:mod:`engine.ranges`): a gradient clip <= 0 would flip or freeze every update."""
 
     learning_rate: float = 2.5e-4
     """Adam learning rate (the schedule's start, after warmup)."""
@@ -146,17 +155,9 @@ class PPO(Algorithm):
     @classmethod
     def check_config(cls, cfg: PPOConfig, batch_size: int, prefix: str = "--ppo") -> None:
         super().check_config(cfg, batch_size, prefix)
-        need(cfg.num_minibatches > 0, f"{prefix}.num-minibatches", "must be > 0")
         need(batch_size % cfg.num_minibatches == 0, f"{prefix}.num-minibatches",
              f"rollout_steps * num_envs = {batch_size} is not divisible by {cfg.num_minibatches}")
-        need(cfg.update_epochs > 0, f"{prefix}.update-epochs", "must be > 0")
-        need(cfg.clip_coef > 0, f"{prefix}.clip-coef", "must be > 0")
-        need(cfg.ent_coef >= 0, f"{prefix}.ent-coef", f"must be >= 0 (got {cfg.ent_coef})")
-        need(cfg.ent_coef_final is None or cfg.ent_coef_final >= 0, f"{prefix}.ent-coef-final",
-             f"must be >= 0 (got {cfg.ent_coef_final})")
-        need(0 <= cfg.ent_anneal_start < 1, f"{prefix}.ent-anneal-start",
-             f"must be in [0, 1) (got {cfg.ent_anneal_start})")
-        need(cfg.accumulate_grad_batches >= 1 and cfg.num_minibatches % cfg.accumulate_grad_batches == 0,
+        need(cfg.num_minibatches % cfg.accumulate_grad_batches == 0,
              f"{prefix}.accumulate-grad-batches",
              f"must be >= 1 and divide num-minibatches = {cfg.num_minibatches} (got {cfg.accumulate_grad_batches})")
 

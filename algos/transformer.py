@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import ClassVar, Literal, Mapping
 
 import gymnasium as gym
 import torch
@@ -27,11 +27,18 @@ from torch import nn
 
 from algos.distributions import ActionHead, layer_init
 from engine.distributions import action_dim
+from engine.ranges import check_numbers
 
 
 @dataclass
 class TransformerConfig:
     """Sizes and choices of :class:`MultiBranchTransformer`."""
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "d_model": "[1, 8192]", "n_heads": "[1, 256]", "n_layers": "[1, 64]", "dim_feedforward": "[1, 65536]",
+        "patch_size": "[1, 4096]", "dropout": "[0, 1)", "portfolio_hidden": "[1, 65536]", "head_hidden": "[1, 65536]",
+    }
+    """Allowed values (:mod:`engine.ranges`)."""
 
     d_model: int = 64
     """Width of every branch embedding and transformer token."""
@@ -58,23 +65,17 @@ class TransformerConfig:
     head_hidden: int = 64
     """Hidden width of the actor and critic heads."""
 
-    def __post_init__(self) -> None:
-        if self.d_model <= 0 or self.n_heads <= 0 or self.d_model % self.n_heads:
+    def check(self) -> None:
+        """Raise one ``ValueError`` naming the ``--model.*`` flag of the first bad value (the commands call it before
+        any work, through :func:`engine.launch.validate`; :func:`algos.build_transformer` too)."""
+        check_numbers(self, "--model.")
+        if self.d_model % self.n_heads:
             raise ValueError(
                 f"--model.d-model ({self.d_model}) must be a positive multiple of --model.n-heads ({self.n_heads})")
-        if self.patch_size < 1:
-            raise ValueError(f"--model.patch-size must be >= 1, got {self.patch_size}")
-        if self.n_layers < 1:
-            raise ValueError(f"--model.n-layers must be >= 1, got {self.n_layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--model.dropout must be in [0, 1), got {self.dropout}")
         for name, allowed in (("positional", ("learned", "sinusoidal")), ("pooling", ("last", "mean", "cls")),
                               ("fusion", ("attention", "gated"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--model.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("dim_feedforward", "portfolio_hidden", "head_hidden"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--model.{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
 
 
 def sinusoidal_table(length: int, d_model: int) -> torch.Tensor:

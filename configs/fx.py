@@ -110,9 +110,14 @@ def preset_for_data(cfg: TrainConfig) -> tuple[TrainConfig, str] | None:
     (None when nothing is to be picked)."""
     if cfg.preset != "fx" or cfg.fx.data is None:
         return None
-    from envs.fx.data import infer_bar_seconds, load_bars
+    import warnings
 
-    seconds = infer_bar_seconds(load_bars(cfg.fx.data, timezone=cfg.fx.timezone))
+    from envs.fx.data import DataAnomalyWarning, DataChecks, infer_bar_seconds, load_bars
+
+    with warnings.catch_warnings():  # only the bar size is wanted here; the data checks run in validation
+        warnings.simplefilter("ignore", DataAnomalyWarning)
+        bars = load_bars(cfg.fx.data, timezone=cfg.fx.timezone, checks=DataChecks(accept=True))
+    seconds = infer_bar_seconds(bars)
     name, exact = preset_for_bar_seconds(seconds)
     picked = {"fx-m15": fx_m15, "fx-h1": fx_h1}[name]()
     note = "" if exact else f" (the nearest; no preset for {seconds} s bars: its windows are counted in bars)"

@@ -9,6 +9,11 @@ same way with the A2C defaults; this command's presets carry A2C settings.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from engine.cli import main
 
 if __name__ == "__main__":

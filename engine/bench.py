@@ -26,8 +26,14 @@ Results are printed and written to ``--out`` (``bench.json``).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -45,13 +51,23 @@ from gymnasium.vector import AutoresetMode
 
 from algos.policies import MLPActorCritic
 from configs import TrainConfig, get_preset
+from engine.cli import run_command
 from engine.distributions import make_distribution
 from engine.events import EVENTS
+from engine.files import write_atomic
+from engine.ranges import check_numbers
 
 
 @dataclass
 class BenchArgs:
     """Benchmarks of the FxAI engine; every figure is a ratio measured in one run."""
+
+    RANGES: ClassVar[dict[str, str]] = {"steps": "[1024, 1e9]", "rounds": "[1, 1000]", "threads": "[1, {cpus}]",
+                                        "ttq_target": "[-100, 100]", "ttq_seeds": "[0, 4294967295]",
+                                        "ttq_eval_steps": "[1, 1e9]",
+                                        "ttq_shape": "(0, 1e9]", "cartpole_seeds": "[0, 4294967295]",
+                                        "cartpole_steps": "[1024, 1e9]", "cartpole_eval_episodes": "[1, 10000]"}
+    """Allowed values (:mod:`engine.ranges`; a measurement needs a few cycles)."""
 
     what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "ttq", "cartpole", "adam",
                                          "all"]] = "engine"
@@ -603,7 +619,17 @@ def bench_latency(args: BenchArgs) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = tyro.cli(BenchArgs, args=argv)
+    return run_command(lambda: run(tyro.cli(BenchArgs, args=argv, prog="python -m engine.bench")))
+
+
+def run(args: BenchArgs) -> dict[str, Any]:
+    """Check the flags and that ``--out`` can be written (before minutes of measuring), then benchmark."""
+    check_numbers(args)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the directory {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--out {out}: not writable")
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                                "cuda": torch.cuda.is_available()}
@@ -632,8 +658,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for k, v in r.items():
             if k not in ("raw_sps", "runs"):
                 print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
-    print(f"wrote {args.out}")
+    write_atomic(out, json.dumps(results, indent=2, default=str))
+    print(f"wrote {out}")
     return results
 
 

@@ -6,8 +6,18 @@ file ``--resume`` means, and whether a file fits a run.
   every rank's env/RNG state, the clock, the config), ``save_last()`` writes
   ``<out_dir>/checkpoints/last.ckpt`` (once per step, whoever asks), ``load(path)`` restores a
   run exactly. Hooks decide *when* to save (periodically, top-k); this module decides *how*.
-* Writes are atomic: ``fabric.save`` into ``<name>.tmp``, fsync, then rename, so a crash (even
-  SIGKILL) mid-write never leaves a half-written file under the final name.
+* Writes are atomic: ``fabric.save`` into a temp file of this writer (``<name>.<pid>.<hex>.tmp``,
+  removed when the write fails; :mod:`engine.files`), fsync, then rename, so a crash (even
+  SIGKILL) mid-write never leaves a half-written file under the final name, and two writers
+  never share a temp file.
+* Every checkpoint carries a content hash (``"integrity"``: SHA-256 over every tensor's bytes and
+  every other value, in a fixed order), checked whenever a checkpoint is read: a flipped bit
+  anywhere in its data makes it *corrupt* (named in the error; ``--resume auto`` skips it).
+  Files without the entry (older FxAI) are read unchecked.
+* After every save the run's loggers are flushed, so the metrics on disk reach the checkpoint.
+* ``--resume auto`` continues the checkpoint with the highest step recorded *inside* it (ties:
+  the first by path name), never the newest file by time: a backup copy with a fresh mtime
+  cannot roll a run back. Only the small pickled part of each file is read to find the step.
 * Every value is a tensor, number, string or container of those (RNG states are tensors), so
   a checkpoint loads with ``torch.load(weights_only=True)``: no pickled code runs.
 * Older formats are converted when read (:mod:`engine.formats`; ``python -m engine.convert``
@@ -16,6 +26,7 @@ file ``--resume`` means, and whether a file fits a run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -24,9 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from lightning.fabric.wrappers import is_wrapped
 
 from engine import registry
 from engine.config import class_path, config_to_dict
+from engine.files import fsync_dir, temp_path
 from engine.formats import CHECKPOINT_FORMAT, convert_checkpoint
 from engine.state import to_cpu
 
@@ -36,36 +49,102 @@ if TYPE_CHECKING:
 CKPT_SUFFIX = ".ckpt"
 
 
+INTEGRITY_KEY = "integrity"
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read or does not fit the run (the message names the file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# integrity
+# ---------------------------------------------------------------------------------------------
+def _feed(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)};".encode())
+        for k in sorted(obj, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, k)
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)};".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_hash(state: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint dict's content (every key but the hash itself), independent of how it is stored."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != INTEGRITY_KEY})
+    return h.hexdigest()
+
+
+def seal(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its content hash added (what every checkpoint writer stores)."""
+    state.pop(INTEGRITY_KEY, None)
+    state[INTEGRITY_KEY] = {"sha256": content_hash(state)}
+    return state
+
+
+def verify(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` naming ``path`` when its stored content hash does not match its content."""
+    stored = ckpt.get(INTEGRITY_KEY)
+    if stored is None:
+        return
+    want = stored.get("sha256") if isinstance(stored, dict) else None
+    if want != content_hash(ckpt):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its content does not match the hash stored in it "
+                              f"(a damaged copy or a failing disk); use another checkpoint")
+
+
+def plain_state(fabric: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with modules, optimizers and stateful objects replaced by their state dicts, as Fabric
+    stores them (so that the hash covers exactly what is written)."""
+    out: dict[str, Any] = {}
+    for key, obj in state.items():
+        if isinstance(obj, torch.nn.Module):
+            out[key] = fabric.strategy.get_module_state_dict(obj.module if is_wrapped(obj) else obj)
+        elif isinstance(obj, torch.optim.Optimizer):
+            out[key] = fabric.strategy.get_optimizer_state(obj.optimizer if is_wrapped(obj) else obj)
+        elif callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None)):
+            out[key] = obj.state_dict()
+        else:
+            out[key] = obj
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------------
 def save_atomic(fabric: Any, path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """``fabric.save`` into a temp file, fsync, then rename over ``path`` (rank 0 writes).
+    """``fabric.save`` of ``state`` with its content hash into a temp file, fsync, then rename over ``path``
+    (rank 0 writes; a failed write removes its temp file).
 
     Every rank must call this (Fabric synchronises inside ``save``).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path) if fabric.is_global_zero else path.with_name(path.name + ".unused.tmp")
     if fabric.is_global_zero:
         path.parent.mkdir(parents=True, exist_ok=True)
+        state = seal(plain_state(fabric, state))
     fabric.barrier()
-    fabric.save(tmp, state)
-    if fabric.is_global_zero:
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+    try:
+        fabric.save(tmp, state)
+        if fabric.is_global_zero:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)  # make the rename itself durable
+    except BaseException:
+        if fabric.is_global_zero:
+            tmp.unlink(missing_ok=True)
+        raise
     fabric.barrier()
     return path
 
@@ -81,9 +160,11 @@ def read_checkpoint(path: str | os.PathLike, convert: bool = True) -> dict[str, 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, wrong format ...
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {_short(exc)}") from exc
     if not isinstance(ckpt, dict) or "global_step" not in ckpt:
         raise CheckpointError(f"checkpoint {path} is not an FxAI checkpoint (no 'global_step' entry)")
+    verify(ckpt, path)
+    ckpt.pop(INTEGRITY_KEY, None)
     if convert:
         try:
             ckpt, found = convert_checkpoint(ckpt)
@@ -94,20 +175,41 @@ def read_checkpoint(path: str | os.PathLike, convert: bool = True) -> dict[str, 
     return ckpt
 
 
-def find_latest_valid(directory: str | os.PathLike) -> Path | None:
-    """The newest readable checkpoint under ``directory`` (recursively), by modification time.
+def _short(exc: BaseException) -> str:
+    """``Type: first line of the message`` (torch's unpickling errors run to dozens of lines)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
-    Unreadable or truncated files are skipped with a warning; ``None`` when there is none.
+
+def peek_step(path: str | os.PathLike) -> int | None:
+    """The global step recorded inside a checkpoint, reading only its small pickled part (the tensors are
+    memory-mapped, not read); None when the file cannot be read that way."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except Exception:  # noqa: BLE001  (truncated zip, bad pickle, not a checkpoint ...)
+        return None
+
+
+def find_latest_valid(directory: str | os.PathLike) -> Path | None:
+    """The valid checkpoint under ``directory`` (recursively) with the highest step recorded inside it;
+    ties go to the first by path name (``last.ckpt`` before ``step=...`` files). File times play no part.
+
+    Unreadable, truncated and corrupt files are skipped with a warning; ``None`` when there is none.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    candidates = sorted(
-        (p for p in directory.rglob(f"*{CKPT_SUFFIX}") if p.is_file()),
-        key=lambda p: p.stat().st_mtime_ns,
-        reverse=True,
-    )
-    for p in candidates:
+    stepped: list[tuple[int, str, Path]] = []
+    for p in directory.rglob(f"*{CKPT_SUFFIX}"):
+        if not p.is_file():
+            continue
+        step = peek_step(p)
+        if step is None:
+            warnings.warn(f"skipping checkpoint {p}: corrupt or unreadable", stacklevel=2)
+            continue
+        stepped.append((step, str(p.relative_to(directory)), p))
+    for _step, _name, p in sorted(stepped, key=lambda e: (-e[0], e[1])):
         try:
             read_checkpoint(p)
             return p
@@ -119,7 +221,7 @@ def find_latest_valid(directory: str | os.PathLike) -> Path | None:
 def resolve_resume(resume: str | os.PathLike | None, out_dir: str | os.PathLike) -> Path | None:
     """The checkpoint ``--resume`` names, or ``None`` to start fresh.
 
-    ``None`` or ``""`` -> ``None``; ``"auto"`` -> the newest readable checkpoint under
+    ``None`` or ``""`` -> ``None``; ``"auto"`` -> the valid checkpoint with the highest step under
     ``out_dir`` (``None`` when there is none); anything else is a path that must exist and
     be readable (:class:`CheckpointError` naming it otherwise).
     """
@@ -144,6 +246,16 @@ def check_fits(path: str | os.PathLike, theirs: dict[str, Any], ours: dict[str, 
         raise CheckpointError(f"checkpoint {path} does not fit this run:\n  " + "\n  ".join(diffs))
 
 
+def flush_loggers(loggers: Any) -> None:
+    """Write what each logger holds in memory to disk (Lightning's CSV logger otherwise writes only every
+    100th step it is given, which the engine's step counts rarely hit). Failures only warn."""
+    for logger in loggers:
+        try:
+            logger.save()
+        except Exception as exc:  # noqa: BLE001  (a logger's own failure must not stop the run or its ending)
+            warnings.warn(f"could not flush the {type(logger).__name__}: {exc}", stacklevel=2)
+
+
 # ---------------------------------------------------------------------------------------------
 # a run's checkpoints
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +268,7 @@ class Checkpoints:
         self.last_path: Path | None = None
         self.best_path: str | None = None  # the best checkpoint so far (hooks say which: save(..., best=True))
         self._last_saved: tuple[str, int] | None = None  # (path, global_step) of the newest write
+        self.newest: Path | None = None  # the checkpoint this session wrote or loaded last
 
     def meta(self) -> dict[str, Any]:
         """What must match for a checkpoint to fit the run."""
@@ -220,6 +333,9 @@ class Checkpoints:
         self._last_saved = (str(path), run.global_step)
         if path.name == "last" + CKPT_SUFFIX:
             self.last_path = path
+        self.newest = path
+        if run.is_global_zero:
+            flush_loggers(run.fabric.loggers)  # the metrics on disk reach the checkpoint
         run.fire("on_checkpoint_saved", {"path": str(path), "global_step": run.global_step})
         return path
 
@@ -258,6 +374,7 @@ class Checkpoints:
                           f"{run.world_size}: envs and RNGs start fresh", stacklevel=2)
             run.restart_episodes()
         run.resumed_from = {"path": str(path), "global_step": run.global_step}
+        self.newest = Path(path)
         if Path(path).resolve() == (self.directory / f"last{CKPT_SUFFIX}").resolve():
             self._last_saved = (str(self.directory / f"last{CKPT_SUFFIX}"), run.global_step)  # already on disk
         run.resumes = int((rest.get("run") or {}).get("resumes", 0) or 0) + 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
 import types
 import typing
 from dataclasses import dataclass
@@ -29,6 +28,15 @@ class RunConfig:
     SESSION_FIELDS: ClassVar[tuple[str, ...]] = ("total_steps", "out_dir", "resume", "overwrite", "threads",
                                                  "detect_anomaly", "max_nonfinite_updates", "accelerator")
     """Fields a later session of the same run may change (see :func:`config_diff`)."""
+    RANGES: ClassVar[dict[str, str]] = {
+        "total_steps": "[1, 1e15]", "num_envs": "[1, 65536]", "rollout_steps": "[1, 1000000]",
+        "seed": "[0, 4294967295]", "metrics_window": "[1, 1000000]", "devices": "[1, 1024]", "num_nodes": "[1, 65536]",
+        "max_nonfinite_updates": "[1, 1000000]", "threads": "[0, {cpus}]",
+    }
+    """Allowed values of the numeric flags (:mod:`engine.ranges`; seeds are numpy's 32-bit seeds, more threads
+    than cores only slow a run down)."""
+    MAX_ROLLOUT = 1 << 24
+    """Largest rollout buffer, rollout_steps x num_envs steps (per rank)."""
 
     env: str = "CartPole-v1"
     """A registered env family or any gymnasium id."""
@@ -88,26 +96,22 @@ class RunConfig:
 
 
 def validate_run_config(cfg: RunConfig) -> None:
-    """Reject bad values of the engine's own flags with a message naming the flag."""
+    """Reject bad values of the engine's own flags with a message naming the flag: the ranges of the numeric
+    ones (:func:`engine.ranges.check_numbers`), then the rest and the flags that bound each other."""
+    from engine.ranges import check_numbers
+
     def need(ok: bool, flag: str, msg: str) -> None:
         if not ok:
             raise ValueError(f"{flag}: {msg}")
 
-    need(cfg.total_steps > 0, "--total-steps", f"must be > 0 (got {cfg.total_steps})")
-    need(cfg.num_envs > 0, "--num-envs", f"must be > 0 (got {cfg.num_envs})")
-    need(cfg.rollout_steps > 0, "--rollout-steps", f"must be > 0 (got {cfg.rollout_steps})")
-    need(cfg.devices > 0, "--devices", f"must be > 0 (got {cfg.devices})")
-    need(cfg.num_nodes > 0, "--num-nodes", f"must be > 0 (got {cfg.num_nodes})")
-    need(cfg.metrics_window > 0, "--metrics-window", f"must be > 0 (got {cfg.metrics_window})")
+    check_numbers(cfg)
     need(cfg.precision in PRECISIONS, "--precision", f"unknown value {cfg.precision!r}; choose from {PRECISIONS}")
-    need(cfg.max_nonfinite_updates > 0, "--max-nonfinite-updates", f"must be > 0 (got {cfg.max_nonfinite_updates})")
-    need(cfg.threads >= 0, "--threads", f"must be >= 0 (got {cfg.threads})")
-
-
-def need_finite(value: float, flag: str) -> None:
-    """Raise ValueError naming ``flag`` when ``value`` is NaN or infinite."""
-    if not math.isfinite(value):
-        raise ValueError(f"{flag}: must be a finite number (got {value})")
+    need(str(cfg.out_dir).strip() != "", "--out-dir", "must name a directory (got an empty string; use . for the "
+                                                      "current directory)")
+    buffer = cfg.rollout_steps * cfg.num_envs
+    need(buffer <= RunConfig.MAX_ROLLOUT, "--rollout-steps",
+         f"rollout-steps x num-envs must be in [1, {RunConfig.MAX_ROLLOUT}] (got {cfg.rollout_steps} x {cfg.num_envs} "
+         f"= {buffer}: the rollout buffer would not fit in memory)")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

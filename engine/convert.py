@@ -6,10 +6,16 @@ Reading a checkpoint converts it anyway (``--resume``, ``engine.backtest`` accep
 this command stores the conversion, so the steps need not run again and older FxAI versions'
 files can be retired. The conversion steps (:mod:`engine.formats`) are registered by the
 packages that own what changed; importing ``configs`` registers them all. NEW is written
-atomically (temp file + rename) and never over an existing file unless ``--overwrite``.
+atomically (a temp file of its own + rename) with a fresh content hash, and never over an existing
+file unless ``--overwrite``. A corrupt OLD (its stored hash does not match) is refused.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
 
 import os
 import sys
@@ -21,7 +27,9 @@ import torch
 import tyro
 
 import configs  # noqa: F401  (registers every conversion step)
-from engine.checkpoint import CheckpointError, read_checkpoint
+from engine.checkpoint import read_checkpoint, seal
+from engine.cli import run_command
+from engine.files import temp_path
 from engine.formats import CHECKPOINT_FORMAT, checkpoint_format
 
 
@@ -48,21 +56,24 @@ def convert_file(old: str | os.PathLike, new: str | os.PathLike, overwrite: bool
     ckpt = read_checkpoint(old)
     ckpt.pop("converted_from", None)
     new.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new.with_name(new.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, new)
+    tmp = temp_path(new)
+    try:
+        torch.save(seal(ckpt), tmp)
+        os.replace(tmp, new)
+    finally:
+        tmp.unlink(missing_ok=True)
     return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = tyro.cli(ConvertArgs, args=list(sys.argv[1:] if argv is None else argv), prog="python -m engine.convert")
-    try:
+    def body() -> int:
+        args = tyro.cli(ConvertArgs, args=list(sys.argv[1:] if argv is None else argv),
+                        prog="python -m engine.convert")
         found = convert_file(args.old, args.new, args.overwrite)
-    except (ValueError, OSError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.old}: format {found} -> {CHECKPOINT_FORMAT}, written to {args.new}")
-    return 0
+        print(f"{args.old}: format {found} -> {CHECKPOINT_FORMAT}, written to {args.new}")
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

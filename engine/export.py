@@ -9,24 +9,24 @@ takes raw feature windows (:func:`envs.fx.windows.raw_windows`) and the account.
 
 from __future__ import annotations
 
-import sys
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from collections.abc import Sequence
 from typing import Any
 
 import tyro
 
 import configs  # noqa: F401  (registers the algorithms, policies and the FX env family)
-from engine.checkpoint import CheckpointError
+from engine.cli import run_command
 from envs.fx.live.export import ExportArgs, export_checkpoint
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = tyro.cli(ExportArgs, args=argv, prog="python -m engine.export")
-    try:
-        return export_checkpoint(args)
-    except (ValueError, OSError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """Errors end as one line with the exit codes of :mod:`engine.errors` (:func:`engine.cli.run_command`)."""
+    return run_command(lambda: export_checkpoint(tyro.cli(ExportArgs, args=argv, prog="python -m engine.export")))
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ from engine import registry
 from engine.checkpoint import Checkpoints, CheckpointError, read_checkpoint
 from engine.config import config_from_dict, import_class
 from engine.distributions import deterministic_action
+from engine.errors import signal_name
 from engine.evaluate import evaluate_episodes
 from engine.events import LEGACY_METRIC_ALIASES, HookBus
+from engine.files import write_atomic
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
 from engine.state import rng_state, set_rng_state, to_device
@@ -114,6 +116,7 @@ class Run:
         self.cycle = 0
         self.episodes = 0
         self.stop_reason: str | None = None
+        self.stop_signal: int | None = None  # set by engine.signals when SIGTERM/SIGINT asked the run to stop
         self.resumed_from: dict[str, Any] | None = None
         # the run's identity across sessions (engine.rundir.RunPlan): id, log version, resume count
         self.run_id: str = getattr(plan, "run_id", None) or uuid.uuid4().hex[:12]
@@ -282,11 +285,31 @@ class Run:
         summary["sps_cpu"] = round(steps / max(time.process_time() - cpu0, 1e-9), 2)
         last = self.checkpoints.save_last()
         summary["last_checkpoint"] = str(last) if last is not None else None
+        if self.is_global_zero:  # already now: the end hooks (a report) may take long, or be cut short
+            _write_json_atomic(self.out_dir / "summary.json", summary)
         self.fire("on_training_end", summary)
         if self.is_global_zero:
             _write_json_atomic(self.out_dir / "summary.json", summary)
         for lg in self.fabric.loggers:
             lg.finalize("success")
+        return summary
+
+    def record_failure(self, exc: BaseException, last_checkpoint: str | None) -> dict[str, Any]:
+        """After ``exc`` ended training: close the loggers as failed (their rows are flushed) and write
+        ``summary.json`` saying what failed and which checkpoint to continue (rank 0; no collective calls,
+        another rank may be gone)."""
+        summary = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "global_step": self.global_step,
+                   "cycles": self.cycle, "last_checkpoint": last_checkpoint, "stopped_early": self.stop_reason,
+                   "signal": signal_name(self.stop_signal) if self.stop_signal else None,
+                   "nonfinite_updates": self.algo.nonfinite_total, "run_id": self.run_id, "version": self.version,
+                   "resumes": self.resumes, "resumed_from": self.resumed_from, "out_dir": str(self.out_dir)}
+        for lg in self.fabric.loggers:
+            try:
+                lg.finalize("failed")
+            except Exception:  # noqa: BLE001  (a logger's own failure must not hide the first one)
+                pass
+        if self.is_global_zero:
+            _write_json_atomic(self.out_dir / "summary.json", summary)
         return summary
 
     def collect_rollout(self) -> None:
@@ -494,16 +517,16 @@ class Run:
             "version": self.version,
             "resumes": self.resumes,
             "resumed_from": self.resumed_from,
+            "status": "completed" if self.stop_reason is None else "stopped",
             "stopped_early": self.stop_reason,
+            "signal": signal_name(self.stop_signal) if self.stop_signal else None,
             "nonfinite_updates": self.algo.nonfinite_total,
             "out_dir": str(self.out_dir),
         }
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def load_config(ckpt: dict[str, Any], path: str | os.PathLike) -> Any:

@@ -11,25 +11,25 @@ same command again: it resumes from the journal with no order lost or sent twice
 
 from __future__ import annotations
 
-import sqlite3
-import sys
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from collections.abc import Sequence
 from typing import Any
 
 import tyro
 
 import configs  # noqa: F401  (registers the algorithms, policies and the FX env family)
-from engine.checkpoint import CheckpointError
+from engine.cli import run_command
 from envs.fx.live.paper import PaperArgs, run_paper
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = tyro.cli(PaperArgs, args=argv, prog="python -m engine.paper")
-    try:
-        return run_paper(args)
-    except (ValueError, OSError, CheckpointError, sqlite3.DatabaseError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """Errors end as one line with the exit codes of :mod:`engine.errors` (:func:`engine.cli.run_command`); a
+    second paper trader on the same ``--out-dir`` is refused (exit 3)."""
+    return run_command(lambda: run_paper(tyro.cli(PaperArgs, args=argv, prog="python -m engine.paper")))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ A preset is a subcommand; flags after it (or alone, for the default preset) over
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 from engine.cli import main, parse_args, train
 
 __all__ = ["main", "parse_args", "train"]

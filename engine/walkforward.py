@@ -13,6 +13,11 @@ is the walk-forward's directory); the rest are the walk-forward's own. Writes
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from engine.startup import quiet_interrupts
+
+    quiet_interrupts()
+
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -23,8 +28,7 @@ from typing import Annotated, Any
 import tyro
 
 from configs import PRESETS, TrainConfig, refine
-from engine.checkpoint import CheckpointError
-from engine.cli import train
+from engine.cli import run_command, train
 from envs.fx.research.report import format_report
 from envs.fx.research.walkforward import WalkForward, WalkForwardArgs
 
@@ -65,22 +69,24 @@ def parse_cli(argv: Sequence[str] | None = None) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    try:
+    """Check every flag (the walk-forward's and the trainer's, its data included) before the first fold, then
+    walk forward; errors end as one line (:func:`engine.cli.run_command`)."""
+    def body() -> dict[str, Any]:
+        from engine.launch import validate
+        from engine.ranges import check_numbers
+
         args = parse_cli(argv)
         if args.train.env != "fx":
             raise ValueError(f"--env {args.train.env}: the walk-forward needs the FX env")
-        if args.seeds < 1:
-            raise ValueError(f"--seeds: must be >= 1 (got {args.seeds})")
-        if args.eval_every < 1:
-            raise ValueError(f"--eval-every: must be >= 1 (got {args.eval_every})")
-        wf = WalkForward(args.train, args, train)
+        check_numbers(args)  # the walk-forward's numbers and the trainer's
+        wf = WalkForward(args.train, args, train)  # the data and the fold layout
+        validate(wf.fold_cfg(wf.folds[0], wf.seeds[0]))  # the rest of the trainer's flags, on a real fold
         result = wf.run()
-    except (ValueError, OSError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(format_report(result))
-    print(f"walk-forward report: {Path(args.train.out_dir) / 'report.json'} (PNGs and bars.csv beside it)")
-    return result
+        print(format_report(result))
+        print(f"walk-forward report: {Path(args.train.out_dir) / 'report.json'} (PNGs and bars.csv beside it)")
+        return result
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

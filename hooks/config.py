@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from engine.ranges import check_numbers
 from hooks.loggers import LOGGER_KINDS
 
 @dataclass(frozen=True)
@@ -20,6 +21,13 @@ class HooksConfig:
         "mlflow_tracking_uri", "mlflow_experiment", "histogram_every", "checkpoint_every",
         "checkpoint_every_minutes", "episode_log_every", "profile", "profile_start", "profile_cycles")
     """Fields a later session of the same run may change (they do not change what is learned)."""
+    RANGES: ClassVar[dict[str, str]] = {
+        "histogram_every": "[0, 1e9]", "checkpoint_every": "[0, 1e9]", "checkpoint_every_minutes": "[0, 1e6]",
+        "save_top_k": "[-1, 1e6]", "eval_every": "[0, 1e9]", "eval_episodes": "[1, 1e6]",
+        "early_stopping_patience": "[0, 1e9]", "min_delta": "[0, 1e12]", "episode_log_every": "[0, 1e9]",
+        "profile_start": "[0, 1e9]", "profile_cycles": "[1, 1e6]",
+    }
+    """Allowed values (:mod:`engine.ranges`; 0 turns a periodic hook off, -1 top-k keeps every checkpoint)."""
 
     progress: bool = True
     """Show a progress bar (one short line per 10% when stderr is not a terminal)."""
@@ -78,7 +86,9 @@ class HooksConfig:
     scheduled learning rate), ent=COEF, clip=COEF (PPO). E.g. warmup:0:lr=0.1 exploration:0.05:ent=0.05
     exploitation:0.5:ent=0.005 fine_tuning:episode/return_mean>=450:lr=0.2,clip=0.1"""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise one ``ValueError`` naming the ``--hooks.*`` flag of the first bad value (the commands call it
+        before any work, through :func:`engine.launch.validate`; :func:`hooks.factory.build_default_hooks` too)."""
         def bad(flag: str, why: str) -> ValueError:
             return ValueError(f"--hooks.{flag}: {why}")
 
@@ -87,26 +97,11 @@ class HooksConfig:
             raise bad("loggers", f"unknown logger(s) {unknown}; choose from {list(LOGGER_KINDS)}")
         if self.monitor_mode not in ("min", "max"):
             raise bad("monitor-mode", f"must be min or max, got {self.monitor_mode!r}")
-        for name in ("checkpoint_every", "eval_every", "early_stopping_patience", "episode_log_every",
-                     "profile_start"):
-            if getattr(self, name) < 0:
-                raise bad(name.replace("_", "-"), f"must be >= 0, got {getattr(self, name)}")
-        if self.save_top_k < -1:
-            raise bad("save-top-k", f"must be >= -1, got {self.save_top_k}")
-        if self.eval_episodes < 1:
-            raise bad("eval-episodes", f"must be >= 1, got {self.eval_episodes}")
-        if self.min_delta < 0:
-            raise bad("min-delta", f"must be >= 0, got {self.min_delta}")
-        if self.checkpoint_every_minutes < 0:
-            raise bad("checkpoint-every-minutes", f"must be >= 0, got {self.checkpoint_every_minutes}")
-        if self.histogram_every < 0:
-            raise bad("histogram-every", f"must be >= 0, got {self.histogram_every}")
+        check_numbers(self, "--hooks.")
         if self.phases:
             from hooks.phases import parse_phases
 
             parse_phases(self.phases)  # raises ValueError naming --hooks.phases
-        if self.profile_cycles < 1:
-            raise bad("profile-cycles", f"must be >= 1, got {self.profile_cycles}")
         if not self.monitor:
             raise bad("monitor", "must not be empty")
 

@@ -37,6 +37,7 @@ def build_default_hooks(hcfg: HooksConfig, *, has_eval: bool) -> list[Any]:
     ``val/`` monitor could never appear, so top-k checkpoints and early stopping fall back
     to ``episode/return_mean`` (with a warning).
     """
+    hcfg.check()
     evaluating = has_eval and hcfg.eval_every > 0
     monitor = hcfg.monitor
     if monitor.startswith("val/") and not evaluating:

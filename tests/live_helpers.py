@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.checkpoint import seal
 from envs.fx.data import save_bars
 from envs.fx.synthetic import generate
 
@@ -38,7 +39,7 @@ def decisive(src: Path, dst: Path, scale: float = 30.0) -> Path:
     for key, value in ckpt["policy"].items():
         if "head" in key:
             ckpt["policy"][key] = value * scale
-    torch.save(ckpt, dst)
+    torch.save(seal(ckpt), dst)  # an edited checkpoint is a new one: its content hash is computed again
     return dst
 
 

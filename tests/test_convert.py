@@ -74,7 +74,9 @@ def test_convert_command_writes_the_current_format(trained, capsys) -> None:
     assert got["run"] == {"id": None, "version": 0, "resumes": 0, "loggers": {}}
     for k, v in current["policy"].items():
         assert torch.equal(got["policy"][k], v)
-    assert convert_main([str(old_path), str(new)]) == 2  # never over an existing file
+    with pytest.raises(SystemExit) as exit_:  # never over an existing file
+        convert_main([str(old_path), str(new)])
+    assert exit_.value.code == 2
     assert "exists" in capsys.readouterr().err
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.fx.data import Bars, DataError, bars_to_frame, infer_bar_seconds, load_bars, save_bars
+from envs.fx.data import (Bars, DataAnomalyWarning, DataChecks, DataError, bars_to_frame, infer_bar_seconds,
+                          load_bars, save_bars)
 
 DATA = Path(__file__).parent / "data"
 # The five 1-minute EURUSD bars that every sample file in tests/data (but the weekend one) holds.
@@ -89,8 +90,14 @@ def test_weekend_gap_loads_as_is() -> None:
 def test_timezones_aware_converted_naive_taken_as_utc(tmp_path: Path) -> None:
     path = tmp_path / "tz.csv"
     path.write_text("time,open,high,low,close\n2024-01-02T02:00:00+02:00,1.1,1.2,1.0,1.1\n"
-                    "2024-01-02T00:01:00Z,1.1,1.2,1.0,1.1\n2024-01-02 00:02:00,1.1,1.2,1.0,1.1\n")
+                    "2024-01-02T00:01:00Z,1.1,1.2,1.0,1.1\n2024-01-02T00:02:00Z,1.1,1.2,1.0,1.1\n")
     np.testing.assert_array_equal(load_bars(path).time, EXPECTED_TIME[:3])
+    # naive and offset times mixed: which zone are the naive ones in? An error naming the row, unless accepted
+    path.write_text(path.read_text().replace("00:02:00Z", "00:02:00"))
+    with pytest.raises(DataError, match=r"tz.csv: row 3 \(line 4\), column 'time': .*mixed.*--fx.accept-anomalies"):
+        load_bars(path)
+    with pytest.warns(DataAnomalyWarning, match="accepted 1 data anomaly"):
+        np.testing.assert_array_equal(load_bars(path, checks=DataChecks(accept=True)).time, EXPECTED_TIME[:3])
     duka = tmp_path / "duka_local.csv"
     duka.write_text("Local time,Open,High,Low,Close,Volume\n"
                     "02.01.2024 02:00:00.000 GMT+0200,1.1,1.2,1.0,1.1,5\n"

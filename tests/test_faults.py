@@ -1,6 +1,7 @@
 """Faults: NaN/Inf updates are skipped and counted, persistent ones stop the run without
 checkpointing a NaN model; SIGKILL mid-training and mid-write never corrupts the newest checkpoint."""
 
+import csv
 import json
 import os
 import signal
@@ -75,12 +76,21 @@ def test_transient_nan_update_is_skipped_and_counted(tmp_path):
 def test_persistent_nan_stops_with_clear_error(tmp_path):
     cfg = parse_args([*CP, "--total-steps", "4096", "--out-dir", str(tmp_path), "--max-nonfinite-updates", "3",
                       "--hooks.checkpoint-every", "1"])
-    # 2 minibatches per cycle: the 3rd consecutive skipped update is in cycle 4
-    with pytest.raises(NonFiniteLossError, match="3 consecutive updates"):
+    # --max-nonfinite-updates counts updates, not minibatch steps: 2 minibatches per cycle, every one skipped
+    # from cycle 3 on, so the 3rd consecutive non-finite update is cycle 5's
+    with pytest.raises(NonFiniteLossError, match="3 consecutive updates") as err:
         train(cfg, hooks=[PoisonAllAdvantages(start=3)])
     ckpt = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    assert ckpt["global_step"] == 3 * 128  # cycle 3's update was skipped, its checkpoint is still healthy
+    assert ckpt["global_step"] == 4 * 128  # cycles 3 and 4 skipped their updates; their checkpoints are healthy
     assert all(torch.isfinite(v).all() for v in ckpt["policy"].values())
+    assert err.value.last_checkpoint == str(tmp_path / "checkpoints" / "last.ckpt")
+    # the metrics of every finished cycle are on disk, and the summary says what failed and what to continue
+    (metrics,) = (tmp_path / "logs" / "csv").rglob("metrics.csv")
+    rows = list(csv.DictReader(metrics.open()))
+    assert [int(float(r["global_step"])) for r in rows] == [128, 256, 384, 512]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("NonFiniteLossError")
+    assert summary["last_checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
 
 
 def test_nan_model_is_never_checkpointed(tmp_path):
@@ -159,12 +169,12 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path):
                          timeout=300)
     assert res.returncode == -signal.SIGKILL
     ckdir = out / "checkpoints"
-    assert (ckdir / "last.ckpt.tmp").exists()  # the half-written file never took the final name
+    (tmp,) = ckdir.glob("last.ckpt.*.tmp")  # the half-written file (its writer's own temp name) never took the final one
     good = read_checkpoint(ckdir / "last.ckpt")
     assert good["global_step"] == 3 * 128  # cycle 3's checkpoint, written before the dying one
     # a corrupt newer .ckpt is skipped with a warning; resume takes the previous valid one
     bad = ckdir / "step=999999999-broken.ckpt"
-    bad.write_bytes((ckdir / "last.ckpt.tmp").read_bytes())
+    bad.write_bytes(tmp.read_bytes())
     os.utime(bad, (time.time() + 10, time.time() + 10))
     with pytest.warns(UserWarning, match="skipping"):
         assert find_latest_valid(out) == ckdir / "last.ckpt"

@@ -37,7 +37,9 @@ def test_flags_parse_through_tyro() -> None:
 ])
 def test_bad_values_name_the_flag(changes: dict, flag: str) -> None:
     with pytest.raises(ValueError, match=flag):
-        HooksConfig(**changes)
+        HooksConfig(**changes).check()
+    with pytest.raises(ValueError, match=flag):  # no hooks from a bad config
+        build_default_hooks(HooksConfig(**changes), has_eval=True)
 
 
 def test_full_default_list_order() -> None:

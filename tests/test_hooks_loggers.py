@@ -50,7 +50,6 @@ def test_wandb_offline_run_keeps_metrics_locally(tmp_path: Path, monkeypatch: py
     for var in ("WANDB_MODE", "WANDB_SILENT", "WANDB_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # would fail fast if anything went online
-    t0 = time.perf_counter()
     (logger,) = make_loggers(["wandb"], tmp_path, "offline-test", HPARAMS)
     assert isinstance(logger, WandbLogger)
     logger.log_metrics({"train/loss": 0.123456, "val/sharpe": 2.5}, step=7)
@@ -59,7 +58,6 @@ def test_wandb_offline_run_keeps_metrics_locally(tmp_path: Path, monkeypatch: py
     assert logger.experiment.settings.mode == "offline"
     assert dict(logger.experiment.config)["ppo/learning_rate"] == 3e-4
     logger.finalize("success")
-    assert time.perf_counter() - t0 < 60
     assert run_dir is not None and run_dir.parent == tmp_path / "wandb" and run_dir.name.startswith("offline-run-")
     (data_file,) = run_dir.glob("run-*.wandb")
     # wandb-core may still be flushing the file when finish() returns (seen after TensorBoard was imported)

@@ -213,7 +213,7 @@ def test_the_real_eurusd_2017_test_window_streamed_bar_by_bar_matches_the_backte
 
 
 def test_a_checkpoint_that_cannot_drive_the_agent_is_refused_naming_the_file_and_why(tmp_path: Path) -> None:
-    from engine.checkpoint import CheckpointError
+    from engine.checkpoint import CheckpointError, seal
 
     raw = torch.load(trained_checkpoint("mlp"), weights_only=True)
     cases = {"gym.ckpt": ({**raw, "config": {**raw["config"], "env": "CartPole-v1"}}, "needs an FX checkpoint"),
@@ -221,7 +221,7 @@ def test_a_checkpoint_that_cannot_drive_the_agent_is_refused_naming_the_file_and
              "other-net.ckpt": ({**raw, "config": {**raw["config"], "mlp": {"hidden": [8], "activation": "tanh"}}},
                                 "policy weights do not fit mlp")}
     for name, (ckpt, why) in cases.items():
-        torch.save(ckpt, tmp_path / name)
+        torch.save(seal(ckpt), tmp_path / name)  # edited on purpose: sealed again, so the hash is not what fails
         with pytest.raises(CheckpointError, match=why) as err:
             Agent.load(tmp_path / name)
         assert name in str(err.value)

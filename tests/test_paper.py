@@ -297,6 +297,8 @@ def test_bad_input_fails_in_one_line_before_any_work(setup: dict, tmp_path: Path
     assert "--ckpt" in fails("--ckpt", str(tmp_path / "none.ckpt"), "--feed", str(feed), "--out-dir", str(out))
     assert "--progress-every" in fails("--ckpt", str(ckpt), "--feed", str(feed), "--out-dir", str(out),
                                        "--progress-every", "-1")
+    assert "--threads: must be an integer in [1, " in fails("--ckpt", str(ckpt), "--feed", str(feed), "--out-dir",
+                                                            str(out), "--threads", "100000")
     assert not out.exists()  # nothing created by the refused runs
     # the reference journal belongs to this checkpoint and feed: another feed or agent is refused, nothing changes
     before = state_of(setup["ref"])
@@ -313,3 +315,34 @@ def test_bad_input_fails_in_one_line_before_any_work(setup: dict, tmp_path: Path
     (lost / "broker.sqlite").unlink()
     assert "the simulated broker's account is gone" in fails("--ckpt", str(ckpt), "--feed", str(feed), "--out-dir",
                                                              str(lost))
+
+
+def test_a_second_paper_trader_on_a_live_out_dir_is_refused_with_one_line(setup: dict, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """Two traders on one journal would both send orders: the first one (here waiting on its stdin feed) holds
+    the directory's lock, the second gets one line naming it and exit 3; the first then finishes untouched."""
+    out = tmp_path / "live"
+    args = ["--ckpt", str(setup["ckpt"]), "--feed", "-", "--out-dir", str(out), "--progress-every", "0"]
+    first = subprocess.Popen([sys.executable, "-m", "engine.paper", *args], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        t0 = time.monotonic()
+        while not (out / ".fxai.lock").exists():
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.monotonic() - t0 < 240, "the first paper trader did not start"
+            time.sleep(0.1)
+        with pytest.raises(SystemExit) as exit_:
+            engine.paper.main(args)
+        err = capsys.readouterr().err
+        (line,) = [e for e in err.splitlines() if e.startswith("error:")]
+        assert exit_.value.code == 3 and f"in use by another run (pid {first.pid}" in line and "Traceback" not in err
+        lines = setup["feed"].read_text().splitlines()
+        _, first_err = first.communicate(input="\n".join(lines[:301]) + "\n", timeout=240)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, first_err[-2000:]
+    assert json.loads((out / "summary.json").read_text())["bars"] == 300
+    assert not (out / ".fxai.lock").exists() and list(out.glob("*.tmp")) == []

@@ -156,9 +156,9 @@ def test_sinusoidal_table_values() -> None:
 
 def test_bad_input_errors() -> None:
     with pytest.raises(ValueError, match="n-heads"):
-        TransformerConfig(d_model=10, n_heads=4)
+        TransformerConfig(d_model=10, n_heads=4).check()
     with pytest.raises(ValueError, match="fusion"):
-        TransformerConfig(fusion="concat")  # type: ignore[arg-type]
+        TransformerConfig(fusion="concat").check()  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'cube'"):
         MultiBranchTransformer(gym.spaces.Dict({"cube": gym.spaces.Box(0, 1, (2, 2, 2))}), gym.spaces.Discrete(2))
     with pytest.raises(TypeError, match="Dict"):

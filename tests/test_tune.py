@@ -130,7 +130,7 @@ def test_hyperband_pruner_runs(tmp_path: Path) -> None:
 
 def test_missing_metric_fails_with_the_keys_seen(tmp_path: Path) -> None:
     args = _args(tmp_path, "--n-trials", "1", "--metric", "val/sharpe", "--storage", "memory")
-    with pytest.raises(RuntimeError, match=r"val/sharpe.*episode/return_mean, train/loss"):
+    with pytest.raises(ValueError, match=r"val/sharpe.*episode/return_mean, train/loss"):
         tune.tune(args, train_fn=make_stub_train([]), gc_after_trial=False)
 
 
@@ -140,3 +140,17 @@ def test_main_prints_best(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     out = capsys.readouterr().out
     assert rc == 0 and "3 trials: 3 complete, 0 pruned" in out and "best trial #" in out
     assert "tune_results.csv" in out
+
+
+def test_a_failing_trial_is_failed_with_its_reason_in_one_line(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """An expected error inside a trial (here: the metric never logged) fails the trial with the reason stored on
+    it, and the command ends with one error line (exit 2): Optuna's log of the failure carries no traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        tune.main(["--out-dir", str(tmp_path), "--n-trials", "1", "--metric", "no/such"], train_fn=make_stub_train([]))
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err, err
+    (line,) = [e for e in err.splitlines() if e.startswith("error:")]
+    assert "metric 'no/such' never appeared" in line
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'study.db'}")
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.FAIL and "never appeared" in trial.user_attrs["fail_reason"]

@@ -11,8 +11,9 @@ set what fits 15-minute and hourly bars.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import tyro
 
@@ -27,6 +28,30 @@ REWARD_COMPONENTS = ("pnl", "transaction_cost", "swap", "drawdown_penalty", "hol
 @dataclass
 class FxEnvConfig:
     """Market data, features, execution costs, account and reward of the FX trading env."""
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "synthetic_n_bars": "[2, 1e9]", "synthetic_seed": "[0, 4294967295]", "bar_seconds": "[1, 2678400]",
+        "synthetic_annual_vol": "[0, 10]", "synthetic_half_life": "(0, 1e9]", "synthetic_level_drift": "[0, 10]",
+        "synthetic_switch_prob": "[0, 1]", "synthetic_weekend_gap_hours": "[0, 1000]",
+        "train_frac": "(0, 1]", "val_frac": "[0, 1]", "test_frac": "[0, 1]", "split_bounds": "[0, 1e12]",
+        "embargo_bars": "[0, 1e9]", "max_return_sigmas": "[0, 1e12]", "max_gap_days": "[0, 1e6]",
+        "window_high": "[1, 100000]", "window_medium": "[1, 100000]", "window_low": "[1, 100000]",
+        "agg_medium": "[1, 100000]", "agg_low": "[1, 100000]", "vol_window": "[2, 1000000]",
+        "ma_window": "[1, 1000000]", "ma_window_long": "[1, 1000000]", "obs_clip": "(0, 1e6]",
+        "episode_bars": "[1, 1e9]", "position_levels": "[-1, 1]", "max_position": "(0, 1e12]", "lot_size": "[0, 1e12]",
+        "conversion_rate": "(0, 1e9]", "initial_equity": "(0, 1e15]", "max_leverage": "(0, 10000]",
+        "initial_margin": "(0, 1]", "maintenance_margin": "[0, 1]", "pip_size": "(0, 1000]",
+        "spread_pips": "[0, 1e6]", "commission_per_million": "[0, 1e9]", "slippage_pips": "[0, 1e6]",
+        "impact_pips_per_million": "[0, 1e9]", "cost_scale": "[0, 1e6]", "latency_bars": "[1, 1000000]",
+        "swap_long": "[-1e6, 1e6]", "swap_short": "[-1e6, 1e6]", "w_pnl": "[-1e6, 1e6]",
+        "w_transaction_cost": "[-1e6, 1e6]", "w_swap": "[-1e6, 1e6]", "w_drawdown_penalty": "[-1e6, 1e6]",
+        "w_holding_penalty": "[-1e6, 1e6]", "w_variance_penalty": "[-1e6, 1e6]", "w_differential_sharpe": "[-1e6, 1e6]",
+        "dsr_eta": "[0, 1]", "reward_scale": "(0, 1e6]",
+    }
+    """Allowed values of the numeric flags, in interval notation (the commands check them with
+    :mod:`engine.ranges` before any work; :meth:`validate` checks them for direct users of the env)."""
+    SESSION_FIELDS: ClassVar[tuple[str, ...]] = ("accept_anomalies", "max_return_sigmas", "max_gap_days")
+    """Fields a later session of the same run may change (what the data checks accept)."""
 
     # --- market data -------------------------------------------------------------------------
     data: Annotated[str | None, tyro.conf.arg(aliases=("--data",))] = None
@@ -57,6 +82,17 @@ class FxEnvConfig:
     """regime: probability per bar of switching regime."""
     synthetic_weekend_gap_hours: float = 0.0
     """Volatility of the weekend gap (Friday close to Sunday open), in hours of trading volatility (0 = no gap)."""
+    max_return_sigmas: float = 100.0
+    """Data check: a bar whose move from the previous close (open, high, low or close; over a gap, per square root
+    of the bars it spans) is more than this many robust standard deviations (1.4826 x the median absolute
+    deviation of the file's bar returns) is an error naming its row (0 = no check). A decimal slip or a bad
+    tick is thousands; real news bars stay well below 100."""
+    max_gap_days: float = 7.0
+    """Data check: a hole between two bars longer than this many days (and 3 bar lengths) is an error naming
+    its row (0 = no check). Weekends and holidays are a few days."""
+    accept_anomalies: bool = False
+    """Train on a file the data checks flag (big moves, long holes, naive and aware times mixed) anyway, with a
+    warning that counts them: for real events you know about (e.g. the CHF de-peg of 2015)."""
     train_frac: float = 0.7
     """Fraction of the usable bars (after the observation windows are filled) in the training split."""
     val_frac: float = 0.15
@@ -200,10 +236,7 @@ class FxEnvConfig:
         def bad(name: str, why: str) -> None:
             raise ValueError(f"--fx.{name.replace('_', '-')}: {why} (got {getattr(self, name)!r})")
 
-        for f in fields(self):  # NaN and inf pass every comparison below: reject them first
-            v = getattr(self, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                bad(f.name, "must be a finite number")
+        _check_ranges(self)  # NaN and inf pass every comparison below: the ranges reject them first
         if self.synthetic_kind not in ("gbm", "ou", "regime", "randomwalk"):
             bad("synthetic_kind", "must be gbm, ou, regime or randomwalk")
         if self.action_mode not in ACTION_MODES:
@@ -214,54 +247,21 @@ class FxEnvConfig:
             bad("price_side", f"must be one of {PRICE_SIDES}")
         if self.report_split not in ("test", "val", "none"):
             bad("report_split", "must be test, val or none")
-        for name in ("window_high", "window_medium", "window_low", "agg_medium", "agg_low",
-                     "episode_bars", "latency_bars", "synthetic_n_bars", "bar_seconds"):
-            if int(getattr(self, name)) < 1:
-                bad(name, "must be >= 1")
         if self.latency_bars > self.episode_bars:
             bad("latency_bars", f"must not exceed --fx.episode-bars ({self.episode_bars})")
-        if self.vol_window < 2:
-            bad("vol_window", "must be >= 2")
-        for name in ("ma_window", "ma_window_long"):
-            if getattr(self, name) < 1:
-                bad(name, "must be >= 1")
         if self.split_bounds is not None:
             b = list(self.split_bounds)
             if len(b) != 6 or any(x < 0 for x in b) or b != sorted(b) or b[0] == b[1]:
                 bad("split_bounds", "must be 6 increasing bar indices train_lo < train_hi <= val_lo <= val_hi <= "
                                     "test_lo <= test_hi")
-        if self.embargo_bars is not None and self.embargo_bars < 0:
-            bad("embargo_bars", "must be >= 0")
-        for name in ("train_frac", "val_frac", "test_frac"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                bad(name, "must be in [0, 1]")
         if abs(self.train_frac + self.val_frac + self.test_frac - 1.0) > 1e-9:
             bad("train_frac", "train_frac + val_frac + test_frac must equal 1")
-        if self.train_frac <= 0:
-            bad("train_frac", "must be > 0 (training needs a training split)")
-        if not self.position_levels or any(not math.isfinite(x) or abs(x) > 1.0 for x in self.position_levels):
+        if not self.position_levels:
             bad("position_levels", "must be a non-empty list of fractions in [-1, 1]")
-        for name in ("max_position", "initial_equity", "max_leverage", "obs_clip", "initial_margin", "reward_scale",
-                     "synthetic_half_life"):
-            if not getattr(self, name) > 0:
-                bad(name, "must be > 0")
-        if self.pip_size is not None and not self.pip_size > 0:
-            bad("pip_size", "must be > 0")
-        if self.conversion_rate is not None and not self.conversion_rate > 0:
-            bad("conversion_rate", "must be > 0")
-        for name in ("spread_pips", "commission_per_million", "slippage_pips", "impact_pips_per_million", "cost_scale",
-                     "maintenance_margin", "dsr_eta", "lot_size", "synthetic_annual_vol", "synthetic_level_drift",
-                     "synthetic_weekend_gap_hours"):
-            if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
-        if not 0.0 <= self.synthetic_switch_prob <= 1.0:
-            bad("synthetic_switch_prob", "must be in [0, 1]")
         if self.lot_size > self.max_position:
             bad("lot_size", f"must not exceed --fx.max-position ({self.max_position})")
         if self.maintenance_margin > self.initial_margin:
             bad("maintenance_margin", "must not exceed --fx.initial-margin")
-        if self.dsr_eta > 1.0:
-            bad("dsr_eta", "must be in [0, 1]")
         for name in ("pair", "account_currency", "conversion_pair"):
             value = getattr(self, name)
             width = 3 if name == "account_currency" else 6
@@ -289,6 +289,25 @@ class FxEnvConfig:
     def embargo(self) -> int:
         """Bars between splits (``embargo_bars``, or ``episode_bars`` when unset)."""
         return self.episode_bars if self.embargo_bars is None else int(self.embargo_bars)
+
+
+_INTERVAL = re.compile(r"^([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])$")
+
+
+def _check_ranges(cfg: FxEnvConfig) -> None:
+    """``cfg.RANGES`` for direct users of the env (gym.make, scripts). The simulator imports nothing of the
+    engine, so this reads the same interval notation as :mod:`engine.ranges` (which the commands use) itself."""
+    for name, spec in cfg.RANGES.items():
+        value = getattr(cfg, name)
+        m = _INTERVAL.match(spec)
+        lo, hi = float(m.group(2)), float(m.group(3))
+        for v in value if isinstance(value, tuple) else (value,):
+            if v is None or isinstance(v, bool):
+                continue
+            inside = ((v >= lo) if m.group(1) == "[" else (v > lo)) and ((v <= hi) if m.group(4) == "]" else (v < hi))
+            if not (math.isfinite(v) and inside):
+                kind = "a finite number" if isinstance(v, float) else "an integer"
+                raise ValueError(f"--fx.{name.replace('_', '-')}: must be {kind} in {spec} (got {value!r})")
 
 
 def lookback_estimate(cfg: FxEnvConfig) -> int:

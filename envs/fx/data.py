@@ -3,13 +3,20 @@
 MetaTrader, Parquet, DataFrames) and validates them before anything trains on them.
 
 Bad data fails loudly here, with the file, 1-based data row (and file line) and column, so
-that a broken export never turns silently into a broken backtest.
+that a broken export never turns silently into a broken backtest. Beyond the format, the
+:class:`DataChecks` flag data that parses but is wrong: a move of more than a set number of robust
+standard deviations (a decimal slip, a bad tick: one bar at 1000x its neighbours), a hole far
+longer than a weekend, and timestamps of which some carry a UTC offset and some do not (the naive
+ones could be in any zone). Each is an error naming the file, row and column unless accepted
+knowingly (``accept``), which warns with their count (:class:`DataAnomalyWarning`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +68,27 @@ class Bars:
             spread = self.spread[:, [0, 2, 1, 3]] * c2 / prices ** 2
         return Bars(self.time, c2 / self.open, c2 / self.low, c2 / self.high, c2 / self.close, self.volume,
                     f"mirror({self.source})", self.side, spread)
+
+
+@dataclass(frozen=True)
+class DataChecks:
+    """What :func:`load_bars` checks beyond the format (the ``--fx.*`` flags of the same names)."""
+
+    max_return_sigmas: float = 100.0
+    """A bar whose open, high, low or close is more than this many robust standard deviations of the file's bar
+    returns from the previous close (over a gap: per square root of the bars it spans) is an anomaly (0 = off)."""
+    max_gap_days: float = 7.0
+    """A hole between two bars longer than this many days (and 3 bar lengths) is an anomaly (0 = off)."""
+    accept: bool = False
+    """Load a file with anomalies anyway, with one :class:`DataAnomalyWarning` counting them."""
+
+    def hint(self, limit: str | None = None) -> str:
+        tail = f" (or change the limit, {limit})" if limit else ""
+        return f"if the file is right, accept it knowingly with --fx.accept-anomalies{tail}"
+
+
+class DataAnomalyWarning(UserWarning):
+    """A file loaded with anomalies the caller accepted (:attr:`DataChecks.accept`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,10 +148,34 @@ class DataError(ValueError):
 
 class _Where:
     """Maps a 0-based position among the data rows to the row/line numbers shown in errors (and
-    carries the time zone of naive timestamps)."""
+    carries the time zone of naive timestamps and the data checks)."""
 
-    def __init__(self, name: str, lines: np.ndarray | None = None, timezone: str = "UTC") -> None:
+    def __init__(self, name: str, lines: np.ndarray | None = None, timezone: str = "UTC",
+                 checks: DataChecks | None = None) -> None:
         self.name, self.lines, self.timezone = name, lines, timezone
+        self.checks = checks if checks is not None else DataChecks()
+        self.accepted: Counter[str] = Counter()
+        self.first_accepted: str | None = None
+
+    def anomaly(self, kind: str, count: int, message: str, pos: int | None, column: str | None,
+                limit: str | None = None) -> None:
+        """Raise a :class:`DataError` for an anomaly (``count`` rows like it; ``limit``: the flag that sets what
+        counts as one), or count it when accepted."""
+        if not self.checks.accept:
+            more = f" ({count - 1} more row(s) like it)" if count > 1 else ""
+            raise self.error(f"{message}{more}; {self.checks.hint(limit)}", pos, column)
+        self.accepted[kind] += count
+        if self.first_accepted is None:
+            row = "" if pos is None else f"row {pos + 1}: "
+            self.first_accepted = f"{row}{message}"
+
+    def warn_accepted(self) -> None:
+        if self.accepted:
+            total = sum(self.accepted.values())
+            kinds = ", ".join(f"{n} {k}" for k, n in self.accepted.items())
+            warnings.warn(DataAnomalyWarning(
+                f"{self.name}: accepted {total} data anomal{'y' if total == 1 else 'ies'} ({kinds}) as asked "
+                f"(--fx.accept-anomalies); the first at {self.first_accepted}"), stacklevel=4)
 
     def error(self, message: str, pos: int | None = None, column: str | None = None) -> DataError:
         if pos is None:
@@ -132,7 +184,7 @@ class _Where:
         return DataError(self.name, message, row=pos + 1, column=column, line=line)
 
 
-def load_bars(source: str | os.PathLike | pd.DataFrame, timezone: str = "UTC") -> Bars:
+def load_bars(source: str | os.PathLike | pd.DataFrame, timezone: str = "UTC", checks: DataChecks | None = None) -> Bars:
     """Load and validate OHLC(V) bars from a CSV/TXT/Parquet file or a DataFrame.
 
     Layouts recognised by sniffing the first non-blank line: a header with a time column
@@ -149,10 +201,12 @@ def load_bars(source: str | os.PathLike | pd.DataFrame, timezone: str = "UTC") -
     Raises ``DataError`` naming the file, the 1-based data row (and file line) and the column
     of the first problem: unparsable or missing time, non-increasing or duplicate time,
     unparsable/NaN/inf/non-positive price, high < max(open, close), low > min(open, close),
-    negative volume, or a missing column.
+    negative volume, or a missing column; and, unless ``checks.accept``, the anomalies of
+    ``checks`` (default :class:`DataChecks`): moves beyond its robust standard deviations, holes
+    beyond its days, naive and offset timestamps mixed.
     """
     if isinstance(source, pd.DataFrame):
-        return frame_to_bars(source, name="<DataFrame>", timezone=timezone)
+        return frame_to_bars(source, name="<DataFrame>", timezone=timezone, checks=checks)
     path = Path(source)
     name = str(source)
     if not path.is_file():
@@ -163,20 +217,21 @@ def load_bars(source: str | os.PathLike | pd.DataFrame, timezone: str = "UTC") -
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types
             raise DataError(name, f"cannot read Parquet: {exc}") from exc
-        return frame_to_bars(frame, name=name, timezone=timezone)
+        return frame_to_bars(frame, name=name, timezone=timezone, checks=checks)
     if suffix in CSV_SUFFIXES:
-        return _load_text(path, name, timezone)
+        return _load_text(path, name, timezone, checks)
     raise DataError(name, f"unsupported extension {suffix!r} (expected one of "
                           f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})")
 
 
-def frame_to_bars(frame: pd.DataFrame, name: str = "<DataFrame>", timezone: str = "UTC") -> Bars:
+def frame_to_bars(frame: pd.DataFrame, name: str = "<DataFrame>", timezone: str = "UTC",
+                  checks: DataChecks | None = None) -> Bars:
     """Validate a DataFrame (a time column, or a DatetimeIndex, plus OHLC[V]) into ``Bars``."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(name, f"expected a pandas DataFrame, got {type(frame).__name__}")
     header = [str(c) for c in frame.columns]
     columns = _match_columns(header, name, need_time=not isinstance(frame.index, pd.DatetimeIndex))
-    where = _Where(name, timezone=timezone)
+    where = _Where(name, timezone=timezone, checks=checks)
     if columns["time"] is None and columns["date"] is None:
         index = frame.index.to_series(index=pd.RangeIndex(len(frame)))
         time = _parse_time(index, where, frame.index.name or "index")
@@ -193,7 +248,7 @@ def _time_from_columns(frame: pd.DataFrame, columns: dict[str, int | None], head
     return _parse_split_time(frame.iloc[:, date], frame.iloc[:, clock], where, f"{header[date]}+{header[clock]}")
 
 
-def _load_text(path: Path, name: str, timezone: str = "UTC") -> Bars:
+def _load_text(path: Path, name: str, timezone: str = "UTC", checks: DataChecks | None = None) -> Bars:
     with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first, first_line = "", 0
         for lineno, raw in enumerate(fh, start=1):
@@ -215,7 +270,7 @@ def _load_text(path: Path, name: str, timezone: str = "UTC") -> Bars:
                                      if i is not None], first_line=first_line)
         frame.columns = fields
         frame, lines = _drop_blank(frame, first_line + 1)
-        where = _Where(name, lines, timezone)
+        where = _Where(name, lines, timezone, checks)
         return _build(frame, columns, _time_from_columns(frame, columns, fields, where), where)
 
     n = len(fields)
@@ -232,7 +287,7 @@ def _load_text(path: Path, name: str, timezone: str = "UTC") -> Bars:
                       first_line=first_line)
     frame.columns = names
     frame, lines = _drop_blank(frame, first_line)
-    where = _Where(name, lines, timezone)
+    where = _Where(name, lines, timezone, checks)
     columns: dict[str, int | None] = {c: names.index(c) if c in names else None
                                       for c in list(PRICE_COLUMNS) + ["volume"]}
     columns.update(time=None if split_time else 0, date=0 if split_time else None, clock=1 if split_time else None)
@@ -350,6 +405,10 @@ def _parse_text_times(text: pd.Series, where: _Where, column: str) -> pd.Series:
             pd.to_datetime(pd.Series([first]), format=fmt, utc=True)
         except (ValueError, TypeError):
             continue
+        if "%z" not in fmt:
+            mixed = _mixed_awareness(text, fmt, where, column)
+            if mixed is not None:
+                return mixed
         if where.timezone == "UTC" or "%z" in fmt:
             return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
         try:
@@ -361,6 +420,33 @@ def _parse_text_times(text: pd.Series, where: _Where, column: str) -> pd.Series:
         return _localize(naive, where, column)
     raise where.error(f"cannot parse time {first!r} (expected ISO-8601, dd.mm.yyyy HH:MM:SS.fff, "
                       "YYYYMMDD HHMMSS, yyyy.mm.dd HH:MM, epoch seconds or split date/time columns)", 0, column)
+
+
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+def _mixed_awareness(text: pd.Series, fmt: str, where: _Where, column: str) -> pd.Series | None:
+    """Times of which some carry a UTC offset and some do not: an anomaly (which zone are the naive ones
+    in?). Accepted, the naive ones are read in ``where.timezone`` and the others converted; None when the
+    column is not mixed."""
+    present = text.notna()
+    aware = text.str.contains(_OFFSET, na=False)
+    naive = present & ~aware
+    if not aware.any() or not naive.any():
+        return None
+    first_aware = bool(aware.iloc[int(np.argmax(present.to_numpy()))])
+    odd = (naive if first_aware else aware).to_numpy()  # rows unlike the first one
+    pos = int(np.argmax(odd))
+    where.anomaly("naive/aware mixed time(s)", int(odd.sum()),
+                  f"this time {'has no' if first_aware else 'carries a'} UTC offset, unlike the first row's "
+                  f"({int(aware.sum())} times carry one, {int(naive.sum())} do not): naive and offset times are mixed, so "
+                  f"the naive ones may be off by hours (they would be read in --fx.timezone {where.timezone})",
+                  pos, column)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    out[aware] = pd.to_datetime(text[aware], format=fmt, utc=True, errors="coerce")
+    naive_times = pd.to_datetime(text[naive], format=fmt, errors="coerce")
+    out[naive] = _localize(naive_times, where, column) if where.timezone != "UTC" else naive_times.dt.tz_localize("UTC")
+    return out
 
 
 def _localize(naive: pd.Series, where: _Where, column: str) -> pd.Series:
@@ -408,6 +494,55 @@ def _numeric(frame: pd.DataFrame, index: int, where: _Where, column: str) -> np.
 
 
 def _build(frame: pd.DataFrame, columns: dict[str, int | None], time: np.ndarray, where: _Where) -> Bars:
+    bars = _build_bars(frame, columns, time, where)
+    _check_anomalies(bars, where)
+    where.warn_accepted()
+    return bars
+
+
+def _check_anomalies(bars: Bars, where: _Where) -> None:
+    """Holes longer than ``max_gap_days`` and moves beyond ``max_return_sigmas`` robust standard deviations."""
+    checks, n = where.checks, len(bars)
+    if n < 2:
+        return
+    t = bars.time.astype("datetime64[ns]").astype("int64")
+    dt = np.diff(t).astype(np.float64)
+    bar = float(np.median(dt))
+    if checks.max_gap_days > 0:
+        limit = max(checks.max_gap_days * 86_400e9, 3 * bar)
+        holes = np.nonzero(dt > limit)[0]
+        if holes.size:
+            pos = int(holes[0]) + 1
+            where.anomaly("hole(s)", int(holes.size),
+                          f"a hole of {dt[pos - 1] / 86_400e9:.1f} days before this bar (from "
+                          f"{pd.Timestamp(bars.time[pos - 1])}; more than --fx.max-gap-days {checks.max_gap_days:g})",
+                          pos, "time", "--fx.max-gap-days")
+    if checks.max_return_sigmas <= 0:
+        return
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        span = np.sqrt(np.maximum(dt / bar, 1.0))
+        prev = bars.close[:-1]
+        moves = {c: np.log(getattr(bars, c)[1:] / prev) / span for c in PRICE_COLUMNS}
+    close = moves["close"][moves["close"] != 0]
+    if close.size < 20:  # too few moves to know what is normal
+        return
+    scale = 1.4826 * float(np.median(np.abs(close - np.median(close))))
+    if not scale > 0:
+        return
+    z = np.stack([np.abs(moves[c]) for c in PRICE_COLUMNS]) / scale
+    worst = np.nan_to_num(z, nan=np.inf).max(axis=0)
+    rows = np.nonzero(worst > checks.max_return_sigmas)[0]
+    if rows.size:
+        i = int(rows[0])
+        col = PRICE_COLUMNS[int(np.nan_to_num(z[:, i], nan=np.inf).argmax())]
+        value = getattr(bars, col)[i + 1]
+        where.anomaly("move(s) beyond the limit", int(rows.size),
+                      f"{col} {_fmt(value)} is {worst[i]:,.0f} robust standard deviations from the previous close "
+                      f"{_fmt(prev[i])} (more than --fx.max-return-sigmas {checks.max_return_sigmas:g}: a bad tick "
+                      f"or a price in other units?)", i + 1, col, "--fx.max-return-sigmas")
+
+
+def _build_bars(frame: pd.DataFrame, columns: dict[str, int | None], time: np.ndarray, where: _Where) -> Bars:
     if columns["volume"] is not None:
         volume = _numeric(frame, columns["volume"], where, "volume")
     else:

@@ -38,6 +38,11 @@ class FxFamily:
         if getattr(cfg.hooks, "eval_every", 0) > 0 and "val" not in market.ranges:
             raise ValueError("--hooks.eval-every: evaluation runs on the validation split, which is empty "
                              "(--fx.val-frac 0); set --hooks.eval-every 0 or a validation fraction")
+        shortest = min(market.ranges.items(), key=lambda kv: kv[1][1] - kv[1][0])
+        longest_fill = shortest[1][1] - shortest[1][0] - 1  # an order must fill inside every split it trades
+        if cfg.fx.latency_bars > longest_fill:
+            raise ValueError(f"--fx.latency-bars: must be in [1, {longest_fill}] for this data (the {shortest[0]} split "
+                             f"has {shortest[1][1] - shortest[1][0]} bars; got {cfg.fx.latency_bars})")
         for note in market.notes:
             print(f"note: {note}", file=sys.stderr)
 

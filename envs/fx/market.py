@@ -25,7 +25,7 @@ import pandas as pd
 
 from envs.fx.arrays import TradingContext, trading_context
 from envs.fx.config import FxEnvConfig, lookback_estimate
-from envs.fx.data import Bars, load_bars
+from envs.fx.data import Bars, DataChecks, load_bars
 from envs.fx.features import FeatureNorm, WindowFeatures, bar_duration_ns
 from envs.fx.instruments import side_from_name
 
@@ -84,9 +84,15 @@ def _to_mid(bars: Bars, cfg: FxEnvConfig, pip: float) -> tuple[Bars, str | None]
                             bars.close + sign * hs, "mid"), note
 
 
+def data_checks(cfg: FxEnvConfig) -> DataChecks:
+    """What a bar file must pass beyond its format (``--fx.max-return-sigmas``, ``--fx.max-gap-days``,
+    ``--fx.accept-anomalies``)."""
+    return DataChecks(cfg.max_return_sigmas, cfg.max_gap_days, cfg.accept_anomalies)
+
+
 def _raw_bars(cfg: FxEnvConfig) -> Bars:
     if cfg.data is not None:
-        return load_bars(cfg.data, timezone=cfg.timezone)
+        return load_bars(cfg.data, timezone=cfg.timezone, checks=data_checks(cfg))
     from envs.fx.synthetic import generate
 
     return generate(cfg.synthetic_kind, cfg.synthetic_n_bars, cfg.synthetic_seed, bar_seconds=cfg.bar_seconds,
@@ -102,7 +108,7 @@ def _market_key(cfg: FxEnvConfig) -> tuple:
         "synthetic_weekend_gap_hours", "train_frac", "val_frac", "test_frac", "embargo_bars", "episode_bars",
         "spread_pips", "pip_size", "account_currency", "conversion_rate", "conversion_data", "conversion_pair",
         "obs_mode", "window_high", "window_medium", "window_low", "agg_medium", "agg_low", "vol_window", "ma_window",
-        "ma_window_long", "volume_feature", "split_bounds"))
+        "ma_window_long", "volume_feature", "split_bounds", "max_return_sigmas", "max_gap_days", "accept_anomalies"))
 
 
 def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the market") -> dict[str, tuple[int, int]]:
@@ -128,7 +134,8 @@ def split_ranges(n: int, valid_from: int, cfg: FxEnvConfig, source: str = "the m
             f"observation windows (--fx.window-*, --fx.agg-*, --fx.ma-window*, --fx.vol-window), {gaps:,} of embargo "
             f"between splits (--fx.embargo-bars, default --fx.episode-bars) and a training split of at least "
             f"--fx.episode-bars + 1 = {cfg.episode_bars + 1:,} bars at --fx.train-frac {cfg.train_frac:g}; use more "
-            f"data, a preset for this bar size, or smaller values of those flags")
+            f"{'data' if cfg.data else 'bars (--fx.synthetic-n-bars)'}, a preset for this bar size, or smaller values "
+            f"of those flags")
     return ranges
 
 
@@ -161,7 +168,7 @@ def load_market(cfg: FxEnvConfig, strict: bool = True) -> Market:
 def build_market(raw: Bars, cfg: FxEnvConfig, ranges: dict[str, tuple[int, int]] | None = None,
                  strict: bool = True) -> Market:
     """A :class:`Market` of ``raw`` bars (one-sided prices become mid; ``ranges``: splits chosen by the caller)."""
-    conversion = load_bars(cfg.conversion_data) if cfg.conversion_data is not None else None
+    conversion = load_bars(cfg.conversion_data, checks=data_checks(cfg)) if cfg.conversion_data is not None else None
     context = trading_context(cfg, conversion)
     bars, note = _to_mid(raw, cfg, context.pip)
     if len(bars) < 2:
@@ -171,7 +178,8 @@ def build_market(raw: Bars, cfg: FxEnvConfig, ranges: dict[str, tuple[int, int]]
     if valid_from >= len(bars) - 1:
         raise ValueError(f"{bars.source}: {len(bars):,} bars, but the observation windows need about "
                          f"{lookback_estimate(cfg):,} bars of history before the first step (--fx.window-*, "
-                         f"--fx.agg-*, --fx.ma-window*, --fx.vol-window); use more data or smaller windows")
+                         f"--fx.agg-*, --fx.ma-window*, --fx.vol-window); use "
+                         f"{'more data' if cfg.data else 'more bars (--fx.synthetic-n-bars)'} or smaller windows")
     error = None
     if ranges is None and cfg.split_bounds is not None:
         ranges = explicit_ranges(cfg, len(bars), valid_from, bars.source)
@@ -229,7 +237,7 @@ def _market_from(data: Any, cfg: FxEnvConfig) -> tuple[Market, FxEnvConfig, bool
     if data is None:
         return load_market(cfg, strict=False), cfg, True
     if isinstance(data, pd.DataFrame):
-        data = load_bars(data, timezone=cfg.timezone)
+        data = load_bars(data, timezone=cfg.timezone, checks=data_checks(cfg))
     if isinstance(data, Bars):
         return build_market(data, cfg, strict=False), cfg, False
     if isinstance(data, Market):

@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -224,6 +224,9 @@ def _export(model: ExportablePolicy, args: tuple[torch.Tensor, ...], spec: str, 
 class ExportArgs:
     """Export a trained FX checkpoint as one file: feature normalisation, policy and target mapping inside."""
 
+    RANGES: ClassVar[dict[str, str]] = {"check": "[0, 1000000]"}
+    """Allowed values (:mod:`engine.ranges`)."""
+
     ckpt: Path
     """Checkpoint file written by training (it carries the config, the feature normalisation and the weights)."""
     format: Literal["onnx", "pt2"]
@@ -254,8 +257,10 @@ def check_artifact(agent: Agent, path: Path, n: int = 256) -> dict[str, Any]:
 
 def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
     """``python -m engine.export``: check the flags, load the checkpoint, write the artifact, check it."""
+    from engine.ranges import check_numbers
     from envs.fx.live.agent import Agent
 
+    check_numbers(args)
     if not Path(args.ckpt).is_file():
         raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
     if Path(args.ckpt).suffix.lower() in (".onnx", ".pt2"):
@@ -266,12 +271,12 @@ def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
         raise ValueError(f"--out {args.out}: a {args.format} artifact's file name must end in .{args.format}")
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: is a directory; name the file to write")
-    if args.check < 0:
-        raise ValueError(f"--check: must be >= 0 (got {args.check})")
     parent = Path(args.out).resolve().parent
     probe = parent
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {args.out}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK):
         raise PermissionError(f"--out {args.out}: {probe} is not writable")
     agent = Agent.load(args.ckpt)

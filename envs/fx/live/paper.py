@@ -27,11 +27,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
+from engine.files import remove_stale_temps, write_atomic
+from engine.lock import RunLock
+from engine.ranges import check_numbers
 from envs.fx.live.agent import AccountState, Agent, Bar, StreamingAgent
 from envs.fx.live.broker import Broker, Order, SimBroker
 from envs.fx.live.feed import open_feed, read_file
@@ -45,6 +48,9 @@ SUMMARY = "summary.json"
 @dataclass
 class PaperArgs:
     """Paper-trade a trained FX agent on a bar feed with a simulated broker, crash-safe (rerun to resume)."""
+
+    RANGES: ClassVar[dict[str, str]] = {"progress_every": "[0, 1e9]", "threads": "[1, {cpus}]"}
+    """Allowed values (:mod:`engine.ranges`)."""
 
     ckpt: Path
     """Checkpoint written by training, or an artifact of ``python -m engine.export`` (.onnx/.pt2)."""
@@ -177,16 +183,13 @@ def _file_digest(path: Path) -> str:
 
 def _check_args(args: PaperArgs) -> None:
     """Every flag, before any work (ValueError/FileNotFoundError naming it)."""
+    check_numbers(args)
     if not Path(args.ckpt).is_file():
         raise FileNotFoundError(f"--ckpt: {args.ckpt} does not exist")
     if args.feed != "-" and not Path(args.feed).is_file():
         raise FileNotFoundError(f"--feed: {args.feed} does not exist (give a bar file, or - for stdin)")
     if args.history is not None and not Path(args.history).is_file():
         raise FileNotFoundError(f"--history: {args.history} does not exist")
-    if args.progress_every < 0:
-        raise ValueError(f"--progress-every: must be >= 0 (got {args.progress_every})")
-    if args.threads < 1:
-        raise ValueError(f"--threads: must be >= 1 (got {args.threads})")
     if args.timezone is not None:
         from zoneinfo import ZoneInfo
 
@@ -200,6 +203,8 @@ def _check_args(args: PaperArgs) -> None:
     probe = out
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out-dir: {out} is inside {probe}, a file")
     if not os.access(probe, os.W_OK):
         raise PermissionError(f"--out-dir: {probe} is not writable")
 
@@ -224,80 +229,77 @@ def run_paper(args: PaperArgs, broker: Broker | None = None) -> dict[str, Any]:
         raise ValueError(f"--history {args.history} ends at {_iso(history[-1].time_ns)}, not before the feed's first "
                          f"bar {_iso(feed[0].time_ns)}")
     out = Path(args.out_dir)
-    journal_path = out / JOURNAL
-    meta = {"agent_sha256": _file_digest(Path(args.ckpt)), "instrument": agent.context.pair.name,
-            "broker": "sim" if broker is None else type(broker).__name__}
-    if isinstance(feed, list) and journal_path.is_file():  # a replayed file must be the journalled bars
-        probe = Journal(journal_path, meta)
-        try:
-            for bar in feed:
-                known = probe.bar_at(bar.time_ns)
-                if known is None:
-                    last = probe.last_bar()
-                    if last is not None and bar.time_ns <= last[1]:
-                        raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} is older than the journal's "
-                                         f"last bar and not in it: {out} belongs to another feed")
-                    break
-                if not _same(known, bar):
-                    raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} differs from the journalled one "
-                                     f"({known} vs {bar}): {out} belongs to another feed")
-        finally:
-            probe.close()
     out.mkdir(parents=True, exist_ok=True)
-    journal = Journal(journal_path, meta)
-    own_broker = broker is None
-    if broker is None:
-        broker = SimBroker(out / BROKER, agent.fx, agent.context, agent.bar_ns)
-        decided = journal.count("decisions")
-        if decided and broker.last_time_ns is None:
+    with RunLock(out):  # one paper trader per --out-dir: a second one is refused (exit 3)
+        remove_stale_temps(out)  # a summary.json temp file of a killed trader
+        journal_path = out / JOURNAL
+        meta = {"agent_sha256": _file_digest(Path(args.ckpt)), "instrument": agent.context.pair.name,
+                "broker": "sim" if broker is None else type(broker).__name__}
+        if isinstance(feed, list) and journal_path.is_file():  # a replayed file must be the journalled bars
+            probe = Journal(journal_path, meta)
+            try:
+                for bar in feed:
+                    known = probe.bar_at(bar.time_ns)
+                    if known is None:
+                        last = probe.last_bar()
+                        if last is not None and bar.time_ns <= last[1]:
+                            raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} is older than the journal's "
+                                             f"last bar and not in it: {out} belongs to another feed")
+                        break
+                    if not _same(known, bar):
+                        raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} differs from the journalled one "
+                                         f"({known} vs {bar}): {out} belongs to another feed")
+            finally:
+                probe.close()
+        journal = Journal(journal_path, meta)
+        own_broker = broker is None
+        if broker is None:
+            broker = SimBroker(out / BROKER, agent.fx, agent.context, agent.bar_ns)
+            decided = journal.count("decisions")
+            if decided and broker.last_time_ns is None:
+                journal.close()
+                broker.close()
+                raise ValueError(f"--out-dir {out}: the journal has {decided} decided bars but {out / BROKER} is new: "
+                                 f"the simulated broker's account is gone; use another --out-dir")
+        trader = PaperTrader(agent, journal, broker)
+        try:
+            recovered = trader.recover()
+            if any(recovered.values()):
+                print(f"paper: resumed from {journal_path}: {recovered['bars_redone']} bar(s) redone, "
+                      f"{recovered['orders_found']} order(s) found at the broker, {recovered['orders_sent']} sent",
+                      file=sys.stderr, flush=True)
+            if history and trader.next_seq == 0:
+                trader.add_history(history)
+            t0, n = time.perf_counter(), 0
+            for bar in feed:
+                last = journal.last_bar()
+                if last is not None and bar.time_ns <= last[1]:
+                    known = journal.bar_at(bar.time_ns)
+                    if known is None or not _same(known, bar):
+                        raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} is not the journalled bar of "
+                                         f"that time: {out} belongs to another feed")
+                    continue
+                trader.process(bar)
+                n += 1
+                if args.progress_every and n % args.progress_every == 0:
+                    s = trader.summary()
+                    print(f"paper: {n} bars ({s['last_bar']}), position {s['position_fraction']:+.2f}, equity "
+                          f"{s['equity']:,.2f} {s['currency']}, {s['orders']} orders, "
+                          f"{1e3 * (time.perf_counter() - t0) / n:.1f} ms/bar", file=sys.stderr, flush=True)
+            summary = trader.summary()
+            _write_json_atomic(out / SUMMARY, summary)
+        finally:
             journal.close()
-            broker.close()
-            raise ValueError(f"--out-dir {out}: the journal has {decided} decided bars but {out / BROKER} is new: the "
-                             f"simulated broker's account is gone; use another --out-dir")
-    trader = PaperTrader(agent, journal, broker)
-    try:
-        recovered = trader.recover()
-        if any(recovered.values()):
-            print(f"paper: resumed from {journal_path}: {recovered['bars_redone']} bar(s) redone, "
-                  f"{recovered['orders_found']} order(s) found at the broker, {recovered['orders_sent']} sent",
-                  file=sys.stderr, flush=True)
-        if history and trader.next_seq == 0:
-            trader.add_history(history)
-        t0, n = time.perf_counter(), 0
-        for bar in feed:
-            last = journal.last_bar()
-            if last is not None and bar.time_ns <= last[1]:
-                known = journal.bar_at(bar.time_ns)
-                if known is None or not _same(known, bar):
-                    raise ValueError(f"--feed {args.feed}: bar {_iso(bar.time_ns)} is not the journalled bar of that "
-                                     f"time: {out} belongs to another feed")
-                continue
-            trader.process(bar)
-            n += 1
-            if args.progress_every and n % args.progress_every == 0:
-                s = trader.summary()
-                print(f"paper: {n} bars ({s['last_bar']}), position {s['position_fraction']:+.2f}, equity "
-                      f"{s['equity']:,.2f} {s['currency']}, {s['orders']} orders, "
-                      f"{1e3 * (time.perf_counter() - t0) / n:.1f} ms/bar", file=sys.stderr, flush=True)
-        summary = trader.summary()
-        _write_json_atomic(out / SUMMARY, summary)
-    finally:
-        journal.close()
-        if own_broker:
-            broker.close()  # type: ignore[union-attr]
-    print(f"position {summary['position']:+,.0f} units, equity {summary['equity']:,.2f} {summary['currency']}, "
-          f"{summary['orders']} orders over {summary['bars']} bars")
-    print(f"journal in {journal_path}, summary in {out / SUMMARY}")
-    return summary
+            if own_broker:
+                broker.close()  # type: ignore[union-attr]
+        print(f"position {summary['position']:+,.0f} units, equity {summary['equity']:,.2f} {summary['currency']}, "
+              f"{summary['orders']} orders over {summary['bars']} bars")
+        print(f"journal in {journal_path}, summary in {out / SUMMARY}")
+        return summary
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True))  # a temp file unique to this writer
 
 
 __all__ = ["PaperArgs", "PaperTrader", "run_paper"]

@@ -19,11 +19,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
+from engine.files import write_atomic
 from envs.fx.research import metrics, plots, report
 from envs.fx.research.baselines import BASELINES, NOT_PLOTTED, BaselineParams, PolicyFn, env_cfg_value, scalar
 
@@ -403,10 +404,7 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[..., Any], out_di
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2))
 
 
 def format_summary(result: Mapping[str, Any]) -> str:
@@ -417,6 +415,10 @@ def format_summary(result: Mapping[str, Any]) -> str:
 @dataclass
 class BacktestArgs:
     """Backtest a trained checkpoint against flat, buy-and-hold, momentum and random-action baselines."""
+
+    RANGES: ClassVar[dict[str, str]] = {"periods_per_year": "(0, 1e9]", "momentum_lookback": "[1, 1e9]",
+                                        "zscore_window": "[2, 1e9]", "zscore_entry": "(0, 1000]", "n_trials": "[1, 1e9]"}
+    """Allowed values (:mod:`engine.ranges`)."""
 
     ckpt: Path
     """Checkpoint file written by training (it carries the config and the fitted feature normalisation)."""
@@ -441,35 +443,34 @@ class BacktestArgs:
     ratio corrects for them."""
     device: str = "cpu"
     """Torch device for the policy and env."""
+    accept_anomalies: bool = False
+    """Backtest on a --data file the data checks flag (big moves, long holes, mixed time zones) anyway, with a
+    warning that counts them (see --fx.accept-anomalies of the training commands)."""
 
 
 def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
     """Load the checkpoint's policy, config and feature normalisation, build the eval env and write the report."""
-    from engine.checkpoint import read_checkpoint
     from engine import loop
+    from engine.checkpoint import read_checkpoint
+    from engine.launch import check_out_dir
+    from engine.ranges import check_numbers
     from envs.fx import market
     from envs.fx.research.spec import norm_from_spec
 
+    check_numbers(args)
     if not Path(args.ckpt).is_file():
         raise FileNotFoundError(f"--ckpt: checkpoint {args.ckpt} does not exist")
     if args.data is not None and not Path(args.data).is_file():
         raise FileNotFoundError(f"--data: data file {args.data} does not exist")
-    if args.momentum_lookback is not None and args.momentum_lookback < 1:
-        raise ValueError(f"--momentum-lookback must be >= 1, got {args.momentum_lookback}")
-    if args.n_trials < 1:
-        raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
-    if args.zscore_window is not None and args.zscore_window < 2:
-        raise ValueError(f"--zscore-window must be >= 2, got {args.zscore_window}")
-    if not (math.isfinite(args.zscore_entry) and args.zscore_entry > 0):
-        raise ValueError(f"--zscore-entry must be a finite number > 0, got {args.zscore_entry}")
-    if args.periods_per_year is not None and not (math.isfinite(args.periods_per_year) and args.periods_per_year > 0):
-        raise ValueError(f"--periods-per-year must be a finite number > 0, got {args.periods_per_year}")
+    check_device(args.device)
     ckpt = read_checkpoint(args.ckpt)
     cfg = loop.load_config(ckpt, args.ckpt)
     if getattr(cfg, "env", "fx") != "fx":
         raise ValueError(f"--ckpt: {args.ckpt} was trained on env {cfg.env!r}; backtests need the FX env (--env fx)")
     split = args.split or ("all" if args.data is not None else "test")
     fx = cfg.fx if args.data is None else dataclasses.replace(cfg.fx, data=args.data, pair=cfg.fx.pair)
+    if args.accept_anomalies:
+        fx = dataclasses.replace(fx, accept_anomalies=True)
     norm = norm_from_spec(ckpt.get("env_spec"))
     if norm is None and fx.obs_mode == "full":
         if args.data is not None:
@@ -478,6 +479,7 @@ def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
         warnings.warn(f"{args.ckpt} carries no feature normalisation: refitting it on the training split of "
                       f"{fx.data or 'the synthetic market'}", stacklevel=2)
     out_dir = args.out_dir if args.out_dir is not None else Path(args.ckpt).parent / f"backtest-{split}"
+    check_out_dir(out_dir)  # an unwritable place fails now, not after the backtest
 
     def env_factory(num_envs: int = 1) -> Any:
         return market.make_fx_eval_env(fx, split=split, seed=0, device=args.device, norm=norm, num_envs=num_envs)
@@ -490,5 +492,17 @@ def backtest_checkpoint(args: BacktestArgs) -> dict[str, Any]:
                                                             args.zscore_entry),
                              extra={"reward_weights": fx.reward_weights()})
     print(format_summary(result))
-    print(f"report written to {out_dir}")
+    print(f"report: {Path(out_dir) / 'report.json'} (PNGs beside it)")
     return result
+
+
+def check_device(device: str) -> None:
+    """``--device``: a torch device this machine has (one line naming the flag otherwise)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"--device {device!r}: not a torch device ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")

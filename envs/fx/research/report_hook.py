@@ -3,7 +3,8 @@
 Rank 0 runs the deterministic policy over a held-out split (``test`` by default) next to the
 baselines (:func:`envs.fx.research.backtest.backtest_report`), writes
 ``report.json`` and the PNGs into ``<out_dir>/report/``, and adds the headline figures to
-the run's summary (``summary.json``) under ``backtest``.
+the run's summary (``summary.json``) under ``backtest``. A run stopped by SIGTERM/SIGINT skips the
+report (its process is about to be killed): ``python -m engine.backtest`` writes it from the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class BacktestReportHook(Hook):
     def on_training_end(self, summary: dict) -> None:
         run = self.run
         if run is None or not run.is_global_zero:
+            return
+        if summary.get("signal"):
+            summary["backtest"] = {"skipped": f"stopped by {summary['signal']}: write the report with python -m "
+                                              f"engine.backtest --ckpt {summary.get('last_checkpoint')}"}
             return
         fx = run.cfg.fx
 

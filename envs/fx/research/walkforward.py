@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -98,6 +98,13 @@ def fold_layout(n: int, valid_from: int, folds: int, embargo: int, test_frac: fl
 class WalkForwardArgs:
     """Walk-forward: retrain on the past with the normal engine and presets, select on validation, test on the
     next unseen period, stitch the out-of-sample results and say whether there is an edge."""
+
+    RANGES: ClassVar[dict[str, str]] = {"folds": "[1, 1000]", "seeds": "[1, 1000]", "test_frac": "(0, 1)",
+                                        "val_bars": "[2, 1e9]", "train_bars": "[2, 1e9]", "eval_every": "[1, 1e9]",
+                                        "zscore_window": "[2, 1e9]", "momentum_lookback": "[1, 1e9]"}
+    """Allowed values (:mod:`engine.ranges`)."""
+    FLAT_SECTIONS: ClassVar[tuple[str, ...]] = ("train",)
+    """The trainer's flags (the ``train`` field the command adds) carry no prefix."""
 
     folds: int = 4
     """Test periods tiling the later part of the data (one training run per fold and seed)."""
