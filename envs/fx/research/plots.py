@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,11 +46,13 @@ def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, tim
     x, xlabel = _time_axis(times, n)
     fig, (ax_eq, ax_dd) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=[2.2, 1],
                                        constrained_layout=True)
+    normed: list[np.ndarray] = []
     for i, (label, eq) in enumerate(curves.items()):
         eq = as_1d(eq, f"equity of {label}")
         if eq.size != n:
             raise ValueError(f"equity curve {label!r} has {eq.size} points, expected {n}")
         norm = eq / eq[0] if eq[0] else eq
+        normed.append(norm)
         strategy = i == 0
         style = dict(lw=1.6 if strategy else 1.0, alpha=1.0 if strategy else 0.8, zorder=3 if strategy else 2)
         line, = ax_eq.plot(x, norm, label=f"{label} ({total_return(eq):+.2%})", **style)
@@ -59,6 +62,7 @@ def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, tim
         ax_dd.plot(x, dd, color=line.get_color(), **style)
     ax_eq.axhline(1.0, color="grey", lw=0.7, ls="--")
     ax_eq.set_ylabel("equity (start = 1.0)")
+    _log_if_wide(ax_eq, normed)
     ax_eq.set_title(title)
     ax_eq.legend(loc="best", fontsize=9)
     ax_eq.grid(alpha=0.3)
@@ -180,15 +184,27 @@ def plot_cost_sensitivity(table: Mapping[str, Mapping[str, float]], path: str | 
     return Path(path)
 
 
+def _log_if_wide(ax: Any, curves: list[np.ndarray]) -> None:
+    """A log equity axis when the curves span more than 10x (compounded multi-year runs): otherwise the early
+    years are a flat line at the bottom."""
+    lo = min(float(np.min(c)) for c in curves)
+    hi = max(float(np.max(c)) for c in curves)
+    if lo > 0 and hi / lo > 10.0:
+        ax.set_yscale("log")
+        ax.set_ylabel(ax.get_ylabel() + ", log scale")
+
+
 def plot_walkforward(times: np.ndarray, curves: Mapping[str, np.ndarray], boundaries: list[np.ndarray],
                      path: str | Path, title: str = "Walk-forward: stitched out-of-sample equity") -> Path:
     """Stitched out-of-sample equity curves (start = 1.0) with a vertical line at each fold's first test bar."""
     plt = _pyplot()
     x, xlabel = _time_axis(times, len(times))
     fig, ax = plt.subplots(figsize=(11, 5.5), constrained_layout=True)
+    normed = []
     for i, (label, eq) in enumerate(curves.items()):
         eq = as_1d(eq, f"equity of {label}")
-        ax.plot(x, eq / eq[0], lw=1.6 if i == 0 else 1.0, label=f"{label} ({total_return(eq):+.2%})",
+        normed.append(eq / eq[0])
+        ax.plot(x, normed[-1], lw=1.6 if i == 0 else 1.0, label=f"{label} ({total_return(eq):+.2%})",
                 zorder=3 if i == 0 else 2)
     for k, b in enumerate(boundaries):  # fold starts, as bar times (int64 ns or datetime64)
         b = np.asarray(b)
@@ -196,6 +212,7 @@ def plot_walkforward(times: np.ndarray, curves: Mapping[str, np.ndarray], bounda
                    color="grey", lw=0.8, ls=":", label="fold starts" if k == 0 else None)
     ax.axhline(1.0, color="grey", lw=0.7, ls="--")
     ax.set_ylabel("equity (start = 1.0)")
+    _log_if_wide(ax, normed)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.legend(loc="best", fontsize=9)
