@@ -107,7 +107,7 @@ def unranged_fields(cls: type, prefix: str = "--") -> list[str]:
             out += unranged_fields(type(value), prefix if name in flat else f"{prefix}{name.replace('_', '-')}.")
             continue
         annotation = str(f.type)
-        numeric = ("int" in annotation or "float" in annotation) and "str" not in annotation
+        numeric = re.search(r"\b(int|float)\b", annotation) is not None and re.search(r"\bstr\b", annotation) is None
         if numeric and name not in ranges and not annotation.startswith("ClassVar"):
             out.append(flag_name(prefix, name))
     return out
