@@ -60,7 +60,7 @@ class Fold:
 
 def fold_layout(n: int, valid_from: int, folds: int, embargo: int, test_frac: float = 0.5,
                 val_bars: int | None = None, window: str = "expanding", train_bars: int | None = None,
-                min_train: int = 2, source: str = "the market") -> list[Fold]:
+                min_train: int = 2, source: str = "the market", default_val_cap: int | None = None) -> list[Fold]:
     """The folds of a walk-forward over bars ``[valid_from, n)`` (see the module docstring); raises one line
     naming what is too short and the flags that change it."""
     if folds < 1:
@@ -70,7 +70,7 @@ def fold_layout(n: int, valid_from: int, folds: int, embargo: int, test_frac: fl
     usable = n - valid_from
     t0 = valid_from + int(round((1.0 - test_frac) * usable))
     length = (n - t0) // folds
-    val = val_bars if val_bars is not None else length
+    val = val_bars if val_bars is not None else min(length, default_val_cap or length)
     out: list[Fold] = []
     for k in range(folds):
         te = (t0 + k * length, n if k == folds - 1 else t0 + (k + 1) * length)
@@ -115,7 +115,8 @@ class WalkForwardArgs:
     test_frac: float = 0.5
     """Fraction of the usable bars tiled by the test periods (the rest is the first fold's past)."""
     val_bars: int | None = None
-    """Bars of each validation period (default: as long as a test period)."""
+    """Bars of each validation period (default: as long as a test period, at most the preset's own validation
+    split, --fx.val-frac of the data: checkpoint selection backtests it every --eval-every cycles)."""
     train_bars: int | None = None
     """Rolling window length in bars (default: the first fold's training length)."""
     study: str | None = None
@@ -212,7 +213,8 @@ class WalkForward:
         market = load_market(dataclasses.replace(fx, split_bounds=None), strict=False)
         self.market = market
         self.folds = fold_layout(len(market.bars), market.valid_from, args.folds, fx.embargo, args.test_frac,
-                                 args.val_bars, args.window, args.train_bars, fx.episode_bars + 1, market.bars.source)
+                                 args.val_bars, args.window, args.train_bars, fx.episode_bars + 1, market.bars.source,
+                                 default_val_cap=max(2, int(fx.val_frac * (len(market.bars) - market.valid_from))))
         self.seeds = list(range(1, args.seeds + 1))
         self.extra_trials = _study_trials(args.study)
 
