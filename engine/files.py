@@ -36,6 +36,15 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         pass
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """The closest ancestor of ``path`` (``path`` itself included) that exists: where a file or directory that
+    is still to be created would land, checked before any work without creating anything."""
+    probe = Path(path)
+    while not probe.exists():
+        probe = probe.parent
+    return probe
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` through a temp file of this writer (removed if the write fails)."""
     path = Path(path)

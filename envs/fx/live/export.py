@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from engine.files import nearest_existing
 from envs.fx.config import FxEnvConfig
 from envs.fx.features import TIMEFRAMES, feature_names, scaled_columns
 from envs.fx.live.artifact import ACCOUNT_COLUMNS, INPUTS, OUTPUTS, SPEC_FORMAT, SPEC_KEY
@@ -271,10 +272,7 @@ def export_checkpoint(args: ExportArgs) -> dict[str, Any]:
         raise ValueError(f"--out {args.out}: a {args.format} artifact's file name must end in .{args.format}")
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: is a directory; name the file to write")
-    parent = Path(args.out).resolve().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
+    probe = nearest_existing(Path(args.out).resolve().parent)
     if not probe.is_dir():
         raise ValueError(f"--out {args.out}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK):

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from engine.files import remove_stale_temps, write_atomic
+from engine.files import nearest_existing, remove_stale_temps, write_atomic
 from engine.lock import RunLock
 from engine.ranges import check_numbers
 from envs.fx.live.agent import AccountState, Agent, Bar, StreamingAgent
@@ -200,9 +200,7 @@ def _check_args(args: PaperArgs) -> None:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out-dir: {out} is a file")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
+    probe = nearest_existing(out)
     if not probe.is_dir():
         raise ValueError(f"--out-dir: {out} is inside {probe}, a file")
     if not os.access(probe, os.W_OK):
