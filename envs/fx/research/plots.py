@@ -23,6 +23,13 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (the reports' resolution) and free it."""
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def _time_axis(times: np.ndarray | None, n: int) -> tuple[np.ndarray, str]:
     if times is None:
         return np.arange(n), "step"
@@ -70,9 +77,7 @@ def plot_equity_drawdown(curves: Mapping[str, np.ndarray], path: str | Path, tim
     ax_dd.yaxis.set_major_formatter(PercentFormatter(decimals=1))
     ax_dd.set_xlabel(xlabel)
     ax_dd.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_positions(close: np.ndarray, positions: np.ndarray, path: str | Path, times: np.ndarray | None = None,
@@ -103,9 +108,7 @@ def plot_positions(close: np.ndarray, positions: np.ndarray, path: str | Path, t
     ax_pos.set_ylabel("position")
     ax_pos.set_xlabel(xlabel)
     ax_pos.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_trade_returns(trade_rets: np.ndarray, path: str | Path, title: str = "Trade returns") -> Path:
@@ -133,9 +136,7 @@ def plot_trade_returns(trade_rets: np.ndarray, path: str | Path, title: str = "T
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_bootstrap(sharpes: np.ndarray, observed: float, ci: tuple[float, float], path: str | Path,
@@ -153,9 +154,7 @@ def plot_bootstrap(sharpes: np.ndarray, observed: float, ci: tuple[float, float]
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_cost_sensitivity(table: Mapping[str, Mapping[str, float]], path: str | Path, break_even: float | None,
@@ -179,9 +178,7 @@ def plot_cost_sensitivity(table: Mapping[str, Mapping[str, float]], path: str | 
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=9)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def _log_if_wide(ax: Any, curves: list[np.ndarray]) -> None:
@@ -217,6 +214,4 @@ def plot_walkforward(times: np.ndarray, curves: Mapping[str, np.ndarray], bounda
     ax.set_title(title)
     ax.legend(loc="best", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
