@@ -67,10 +67,20 @@ class Algorithm(ABC):
         # (measured), so the update then calls the module itself under fabric.autocast().
         plain = fabric.world_size == 1 and type(fabric.strategy.precision) in (Precision, MixedPrecision)
         self._train_forward = self._raw_policy if plain else self.policy
+        self._act_forward: Any = self._raw_policy
         self.overrides: dict[str, float | None] = {name: None for name in self.OVERRIDES}
         self.lr_schedule = LRSchedule(getattr(cfg, "lr_schedule", "constant"), cfg.learning_rate,
                                       getattr(cfg, "lr_final", 0.0), getattr(cfg, "lr_warmup", 0.0), self.num_updates)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda u: self._lr_factor(u))
+
+    def compile(self) -> None:
+        """``torch.compile`` the policy's forward for acting and (on one process) for training, with static shapes:
+        one graph for the rollout's batch of envs and one for the minibatch, each compiled on first use.
+        Checkpoints keep saving the plain module (the compiled one shares its parameters)."""
+        compiled = torch.compile(self._raw_policy, dynamic=False)
+        self._act_forward = compiled
+        if self._train_forward is self._raw_policy:
+            self._train_forward = compiled
 
     def _lr_factor(self, update: int) -> float:
         scale = self.overrides.get("lr_scale")
@@ -115,7 +125,7 @@ class Algorithm(ABC):
     def act(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions: (action, log_prob [N], value [N])."""
         with self.fabric.autocast():
-            params, value = self._raw_policy(obs)
+            params, value = self._act_forward(obs)
         dist = make_distribution(self.action_space, params)
         action = dist.sample()
         return action, dist.log_prob(action), value.float()
@@ -123,12 +133,12 @@ class Algorithm(ABC):
     @torch.no_grad()
     def value(self, obs: Any) -> torch.Tensor:
         with self.fabric.autocast():
-            return self._raw_policy(obs)[1].float()
+            return self._act_forward(obs)[1].float()
 
     @torch.no_grad()
     def act_deterministic(self, obs: Any) -> torch.Tensor:
         with self.fabric.autocast():
-            params, _ = self._raw_policy(obs)
+            params, _ = self._act_forward(obs)
         return deterministic_action(self.action_space, params)
 
     def evaluate_actions(self, obs: Any, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

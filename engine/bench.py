@@ -1,4 +1,4 @@
-"""``python -m engine.bench [engine|env|policy|scaling|all]``: side-by-side speed, as ratios.
+"""``python -m engine.bench [engine|env|policy|scaling|ttq|cartpole|adam|compile|latency|all]``: side-by-side speed, as ratios.
 
 Absolute times on shared machines are noise; every comparison here runs its contenders in
 the same process, interleaved over several rounds, and reports the median ratio. Speeds are
@@ -15,9 +15,11 @@ processes on a shared machine disturb far less than wall time.
   engine as users run it) vs stable-baselines3 PPO with RL-Zoo's CartPole-v1 hyper-parameters, interleaved;
   CPU and wall seconds of each whole training (set-up included, evaluation excluded), the final policy's
   mean return (deterministic, the same 10 seeded episodes for both), the ratio SB3 CPU s / ours; and the
-  preset on gymnasium's SyncVectorEnv (its default) vs the natively vectorised CartPole (``vector_entry_point``).
+  preset on its natively vectorised CartPole (``vector_entry_point``, its default) vs gymnasium's SyncVectorEnv.
 * ``adam``: Adam's implementations (default per-tensor loop, ``foreach``, ``fused``): CPU µs per optimizer step of
   the CartPole MLP and the fx preset's transformer, and the cartpole preset's training SPS with each.
+* ``compile``: ``--compile`` (``torch.compile`` of the policy's forward) vs eager on the fx and cartpole presets:
+  CPU s per training cycle once compiled, the compile cost and the break-even run length.
 * ``latency``: per-decision latency of a deployed agent at batch 1 (streaming agent, ONNX and pt2 artifacts;
   absolute microseconds, median and p95: ``envs/fx/live/latency.py``).
 
@@ -70,7 +72,7 @@ class BenchArgs:
     """Allowed values (:mod:`engine.ranges`; a measurement needs a few cycles)."""
 
     what: tyro.conf.Positional[Literal["engine", "env", "policy", "scaling", "latency", "ttq", "cartpole", "adam",
-                                         "all"]] = "engine"
+                                         "compile", "all"]] = "engine"
     """Which benchmark to run."""
     steps: int = 16_384
     """Env steps per engine/bare-loop/policy measurement."""
@@ -286,6 +288,63 @@ def bench_policy(args: BenchArgs) -> dict[str, Any]:
     res = _median_ratios(contenders, args.rounds, base="mlp")
     res["setup"] = {"preset": "fx", "num_envs": base.num_envs, "rollout_steps": base.rollout_steps,
                     "steps": base.total_steps, "model": dataclasses.asdict(base.model)}
+    return res
+
+
+def _cycle_clock(cfg: TrainConfig) -> list[tuple[float, float]]:
+    """(CPU s, wall s) at the start of training and at the end of each training cycle of ``cfg``."""
+    from engine.cli import train
+
+    marks: list[tuple[float, float]] = []
+
+    class Clock:
+        def on_training_start(self, run: Any) -> None:
+            marks.append(_clocks())
+
+        def on_cycle_complete(self, info: dict) -> None:
+            marks.append(_clocks())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train(dataclasses.replace(cfg, out_dir=tmp), hooks=[Clock()])
+    return marks
+
+
+def bench_compile(args: BenchArgs) -> dict[str, Any]:
+    """``--compile`` vs eager on the fx preset (transformer) and the cartpole preset (MLP): the CPU seconds of a
+    cycle once compiled (median of the later cycles), what compiling cost (the first three cycles' excess, CPU s
+    of this process and wall s: inductor compiles in worker processes too) and after how many env steps
+    compiling has paid for itself (by wall time)."""
+    from hooks.config import HooksConfig
+
+    quiet = HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean", checkpoint_every=0,
+                        save_top_k=0)
+    fx = get_preset("fx")
+    cycles = max(8, args.steps // (fx.num_envs * fx.rollout_steps))
+    res: dict[str, Any] = {}
+    for name, base in (("fx", dataclasses.replace(fx, fx=dataclasses.replace(fx.fx, report_split="none"))),
+                       ("cartpole", get_preset("cartpole"))):
+        base = dataclasses.replace(base, hooks=quiet, builtin_hooks=False, threads=args.threads,
+                                   total_steps=cycles * base.num_envs * base.rollout_steps)
+        steps_per_cycle = base.num_envs * base.rollout_steps
+        row: dict[str, Any] = {}
+        for mode in ("eager", "compile"):
+            marks = _cycle_clock(dataclasses.replace(base, compile=mode == "compile"))
+            cpu = [b[0] - a[0] for a, b in zip(marks, marks[1:])]
+            wall = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
+            row[mode] = {"cycle_cpu_s": statistics.median(cpu[3:]), "cycle_wall_s": statistics.median(wall[3:]),
+                         "first_cpu_s": sum(cpu[:3]), "first_wall_s": sum(wall[:3])}
+        eager, comp = row["eager"], row["compile"]
+        for clock in ("cpu", "wall"):
+            extra = (comp[f"first_{clock}_s"] - 3 * comp[f"cycle_{clock}_s"]
+                     - (eager[f"first_{clock}_s"] - 3 * eager[f"cycle_{clock}_s"]))
+            res[f"{name}.compile_{clock}_s"] = extra
+        res[f"{name}.eager_sps"] = steps_per_cycle / eager["cycle_cpu_s"]
+        res[f"{name}.compiled_sps"] = steps_per_cycle / comp["cycle_cpu_s"]
+        res[f"{name}.speedup_compiled_vs_eager"] = eager["cycle_cpu_s"] / comp["cycle_cpu_s"]
+        saved = (eager["cycle_wall_s"] - comp["cycle_wall_s"]) / steps_per_cycle
+        res[f"{name}.break_even_steps"] = res[f"{name}.compile_wall_s"] / saved if saved > 0 else float("inf")
+    res["setup"] = {"cycles": cycles, "threads": args.threads, "torch": torch.__version__,
+                    "timed": "per training cycle (rollout + GAE + update), hooks off"}
     return res
 
 
@@ -641,7 +700,7 @@ def run(args: BenchArgs) -> dict[str, Any]:
         elif what == "env":
             from envs.fx.bench import run_env_bench
 
-            r = run_env_bench()
+            r = run_env_bench(rounds=args.rounds)
         elif what == "policy":
             r = bench_policy(args)
         elif what == "latency":
@@ -652,6 +711,8 @@ def run(args: BenchArgs) -> dict[str, Any]:
             r = bench_cartpole(args)
         elif what == "adam":
             r = bench_adam(args)
+        elif what == "compile":
+            r = bench_compile(args)
         else:
             r = bench_scaling(args)
         results[what] = r

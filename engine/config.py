@@ -26,7 +26,7 @@ class RunConfig:
     """Train an RL agent with an explicit rollout -> GAE -> minibatch-epoch loop on Lightning Fabric."""
 
     SESSION_FIELDS: ClassVar[tuple[str, ...]] = ("total_steps", "out_dir", "resume", "overwrite", "threads",
-                                                 "detect_anomaly", "max_nonfinite_updates", "accelerator")
+                                                 "compile", "detect_anomaly", "max_nonfinite_updates", "accelerator")
     """Fields a later session of the same run may change (see :func:`config_diff`)."""
     RANGES: ClassVar[dict[str, str]] = {
         "total_steps": "[1, 1e15]", "num_envs": "[1, 65536]", "rollout_steps": "[1, 1000000]",
@@ -86,6 +86,9 @@ class RunConfig:
     """Stop with an error after this many consecutive updates skipped for NaN/Inf loss or gradients."""
     detect_anomaly: bool = False
     """Enable torch.autograd anomaly detection (slow; for debugging NaNs)."""
+    compile: bool = False
+    """``torch.compile`` the policy's forward (acting, and training on one process); off by default: measured here
+    (``python -m engine.bench compile``) it pays only on long runs, since compiling takes tens of seconds."""
     threads: int = 1
     """torch intra-op threads per process (0 = torch/Fabric's choice). 1 is best for small policies: measured here,
     2 threads on a loaded 2-core machine ran 40x slower (OpenMP workers spinning against each other)."""

@@ -143,6 +143,8 @@ class Run:
         policy = build_policy(cfg, self.obs_space, self.action_space)
         self.algo = algo_entry.cls(registry.section(cfg, algo_entry.section), policy, self.action_space, fabric,
                                    num_updates=num_updates, max_nonfinite=cfg.max_nonfinite_updates)
+        if getattr(cfg, "compile", False):
+            self.algo.compile()
         self.next_obs, _ = self.envs.reset(seed=cfg.seed + 1000 * self.rank)
         self.normalizer = ObsNormalizer(self.next_obs) if cfg.norm_obs else None
         self.ep_return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)

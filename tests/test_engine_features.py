@@ -106,7 +106,7 @@ def test_target_kl_stops_epochs_early(tmp_path):
 def test_preset_then_flags_override(tmp_path):
     cfg = parse_args(["cartpole", "--ppo.learning-rate", "0.01", "--num-envs", "3"])
     assert cfg.env == "CartPole-v1" and cfg.ppo.learning_rate == 0.01 and cfg.num_envs == 3
-    assert cfg.ppo.update_epochs == 20  # untouched preset value
+    assert cfg.ppo.update_epochs == 10  # untouched preset value
     assert parse_args([]).preset == "fx" and parse_args(["--seed", "3"]).seed == 3  # the default preset
     a2c = parse_args(["cartpole"], algo="a2c")
     assert a2c.algo == "a2c" and a2c.preset == "cartpole-a2c"

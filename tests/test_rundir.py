@@ -117,7 +117,8 @@ def test_sigkill_after_the_first_periodic_checkpoint_loses_at_most_one_interval(
     script.write_text(WRITE_STEPS)
     args = ["cartpole", "--total-steps", "600000", "--out-dir", str(out)]  # the preset's own checkpoint defaults
     cfg = parse_args(args)
-    interval = cfg.hooks.checkpoint_every * cfg.rollout_steps * cfg.num_envs
+    cycle = cfg.rollout_steps * cfg.num_envs
+    interval = cfg.hooks.checkpoint_every * cycle
     assert cfg.hooks.checkpoint_every == 10 and cfg.hooks.checkpoint_every_minutes == 10.0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, str(script), str(steps_file), *args, "--hooks.no-progress"], cwd=ROOT,
@@ -137,9 +138,9 @@ def test_sigkill_after_the_first_periodic_checkpoint_loses_at_most_one_interval(
     saved = read_checkpoint(last)["global_step"]
     assert 0 < done - saved <= interval  # what the kill lost: at most one interval
     # the same command again (no --resume) continues the run from the checkpoint
-    res = subprocess.run([sys.executable, "-m", "engine.ppo", "cartpole", "--total-steps", str(saved + 512),
+    res = subprocess.run([sys.executable, "-m", "engine.ppo", "cartpole", "--total-steps", str(saved + cycle),
                           "--out-dir", str(out), "--hooks.no-progress"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed_from"]["global_step"] == saved and summary["global_step"] == saved + 512
+    assert summary["resumed_from"]["global_step"] == saved and summary["global_step"] == saved + cycle

@@ -22,6 +22,7 @@ resident memory of the process while it ran (``peak_rss_mb``).
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -151,47 +152,59 @@ def _bench_anytrading(bars: Bars, num_envs: int, steps: int, seed: int, max_seco
 
 def run_env_bench(num_envs_list: tuple[int, ...] = (1, 64, 1024), steps: int = 2_000, seed: int = 0,
                   device: str = "cpu", n_bars: int = 20_000, max_seconds: float = 4.0,
-                  verbose: bool = True) -> dict[str, Any]:
+                  verbose: bool = True, rounds: int = 1) -> dict[str, Any]:
     """Env-steps per second of FxVectorEnv (price and full obs) and gym-anytrading forex-v0 at each N.
 
-    Each measurement runs ``steps`` vector steps or ``max_seconds``, whichever comes first."""
+    Each measurement runs ``steps`` vector steps or ``max_seconds``, whichever comes first. With ``rounds`` > 1
+    the columns are measured one after the other, round after round, and each figure is the median over the
+    rounds; a ratio is the median of the rounds' ratios (the same round's contenders saw the same machine)."""
     bars = generate("ou", n_bars, seed)
     result: dict[str, Any] = {"num_envs": list(num_envs_list), "device": str(device), "n_bars": n_bars,
                               "fx_price": {}, "fx_full": {}, "fx_make_vec": {}, "anytrading": {}, "ratio": {},
                               "ratio_make_vec": {}, "fx_single": None, "ratio_single": None, "peak_rss_mb": {},
-                              "anytrading_error": None, "threads": torch.get_num_threads(),
+                              "anytrading_error": None, "threads": torch.get_num_threads(), "rounds": rounds,
                               "note": "env-steps per CPU second; FxVectorEnv price obs = 24x(close, diff) like forex-v0"}
     try:
         import gym_anytrading  # noqa: F401
     except ImportError as exc:
         result["anytrading_error"] = (f"gym-anytrading not installed ({exc}); "
                                       "pip install 'fxai[bench]' to add the comparison column")
+    samples: dict[tuple[str, Any], list[float]] = {}
 
     def row(name: str, key: Any, fn: Any) -> None:
         peak_rss_reset()
-        value = fn()
-        if key is None:
-            result[name] = value
-        else:
-            result[name][key] = value
-        result["peak_rss_mb"][f"{name}@{key}" if key is not None else name] = round(peak_rss_mb(), 1)
+        samples.setdefault((name, key), []).append(fn())
+        label = f"{name}@{key}" if key is not None else name
+        result["peak_rss_mb"][label] = max(result["peak_rss_mb"].get(label, 0.0), round(peak_rss_mb(), 1))
 
     single_steps = max(steps * 25, 20_000)
-    for n in num_envs_list:
-        row("fx_price", n, lambda: _bench_fx(bars, PRICE_CFG, n, steps, seed, device, max_seconds))
-        row("fx_full", n, lambda: _bench_fx(bars, FULL_CFG, n, steps, seed, device, max_seconds))
+    for _ in range(rounds):
+        for n in num_envs_list:
+            row("fx_price", n, lambda: _bench_fx(bars, PRICE_CFG, n, steps, seed, device, max_seconds))
+            row("fx_full", n, lambda: _bench_fx(bars, FULL_CFG, n, steps, seed, device, max_seconds))
+            if device == "cpu":
+                row("fx_make_vec", n, lambda: _bench_make_vec(n, steps, seed, max_seconds))
+            if result["anytrading_error"] is None:
+                row("anytrading", n, lambda: _bench_anytrading(bars, n, single_steps if n == 1 else steps, seed,
+                                                               max_seconds))
         if device == "cpu":
-            row("fx_make_vec", n, lambda: _bench_make_vec(n, steps, seed, max_seconds))
-        if result["anytrading_error"] is None:
-            any_steps = single_steps if n == 1 else steps
-            row("anytrading", n, lambda: _bench_anytrading(bars, n, any_steps, seed, max_seconds))
-            result["ratio"][n] = result["fx_price"][n] / result["anytrading"][n]
+            row("fx_single", None, lambda: _bench_single(single_steps, seed, max_seconds))
+
+    def ratio(a: tuple[str, Any], b: tuple[str, Any]) -> float:
+        return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+
+    for (name, key), values in samples.items():
+        if key is None:
+            result[name] = statistics.median(values)
+        else:
+            result[name][key] = statistics.median(values)
+    if result["anytrading_error"] is None:
+        for n in num_envs_list:
+            result["ratio"][n] = ratio(("fx_price", n), ("anytrading", n))
             if n in result["fx_make_vec"]:
-                result["ratio_make_vec"][n] = result["fx_make_vec"][n] / result["anytrading"][n]
-    if device == "cpu":
-        row("fx_single", None, lambda: _bench_single(single_steps, seed, max_seconds))
-        if 1 in result["anytrading"]:
-            result["ratio_single"] = result["fx_single"] / result["anytrading"][1]
+                result["ratio_make_vec"][n] = ratio(("fx_make_vec", n), ("anytrading", n))
+        if result["fx_single"] is not None:
+            result["ratio_single"] = ratio(("fx_single", None), ("anytrading", 1))
     if verbose:
         print(format_table(result))
     return result

@@ -114,7 +114,10 @@ class Accounts:
         if mask is not None:
             q = torch.where(mask, q, torch.zeros_like(q))
         absq = q.abs()
-        slip = self.pip * self.cfg.cost_scale * (self.cfg.slippage_pips + self.cfg.impact_pips_per_million * absq / 1e6)
+        impact = self.cfg.impact_pips_per_million
+        # without market impact the slippage is one number for every env (the same value either way)
+        slip = self.pip * self.cfg.cost_scale * (self.cfg.slippage_pips + impact * absq / 1e6 if impact else
+                                                  self.cfg.slippage_pips + 0.0)
         if cost_scale is not None:
             slip = slip * cost_scale
         fill_price = mid + torch.sign(q) * (half_spread + slip)
@@ -219,22 +222,26 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
     def idle(mask: torch.Tensor) -> bool:
         return skip_idle and not bool(mask.any())
 
+    zero = torch.zeros_like(open_)  # shared by the fills and swaps that did not happen (never written in place)
+
     def no_fill(price: torch.Tensor) -> FillResult:
-        zero = torch.zeros_like(price)
         return FillResult(zero, zero, zero, zero, price)
 
     def swap_for(nights: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         if idle(nights != 0):
-            return torch.zeros_like(nights)
+            return zero
         return acc.accrue_swap(nights, bar["swap_long"], bar["swap_short"], r)
 
     # the gap before the open: rollovers booked on the position held, then the mark at the open
     swap = swap_for(bar["roll_before"], r_open)
     pnl = acc.mark(open_, r_open)
     stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
-    at_open = no_fill(open_) if idle(stop_open) else acc.fill(torch.zeros_like(open_), open_, hs["hs_open"], r_open,
-                                                               stop_open, cap_leverage=False, cost_scale=cs)
-    due_mask = ~stop_open if due_valid is None else due_valid & ~stop_open
+    if idle(stop_open):  # nobody stopped out at the open: every due order fills
+        at_open, due_mask = no_fill(open_), due_valid
+    else:
+        at_open = acc.fill(zero, open_, hs["hs_open"], r_open, stop_open, cap_leverage=False,
+                           cost_scale=cs)
+        due_mask = ~stop_open if due_valid is None else due_valid & ~stop_open
     order = acc.fill(due, open_, hs["hs_open"], r_open, due_mask, cost_scale=cs)
     cost = at_open.cost + order.cost
     swap = swap + swap_for(bar["roll_inside"], r_close)
@@ -247,12 +254,12 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
         at_worst = no_fill(worst)
     else:
         pnl = pnl + acc.mark(worst, r_worst, stop_bar)
-        at_worst = acc.fill(torch.zeros_like(worst), worst, torch.where(long_, hs["hs_low"], hs["hs_high"]),
+        at_worst = acc.fill(zero, worst, torch.where(long_, hs["hs_low"], hs["hs_high"]),
                             r_worst, stop_bar, cap_leverage=False, cost_scale=cs)
     cost = cost + at_worst.cost
     pnl = pnl + acc.mark(close, r_close)
     stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
-    at_close = no_fill(close) if idle(stop_close) else acc.fill(torch.zeros_like(close), close, hs["hs_close"],
+    at_close = no_fill(close) if idle(stop_close) else acc.fill(zero, close, hs["hs_close"],
                                                                   r_close, stop_close, cap_leverage=False, cost_scale=cs)
     cost = cost + at_close.cost
     breach = stop_open | stop_bar | stop_close

@@ -150,8 +150,9 @@ class FxVectorEnv(gym.vector.VectorEnv):
         arrays = [market_arrays(b, cfg, self.context, self.device, self.bar_ns, mirrored=i == 1)
                   for i, b in enumerate(variants)]
         self.market = {key: torch.cat([a[key] for a in arrays]) for key in arrays[0]}
-        # the bar fields execute_bar reads, as one [fields, rows] table: one gather per step instead of 14
-        self._bar_table = torch.stack([self.market[key] for key in BAR_FIELDS])
+        # the bar fields execute_bar reads, as one [rows, fields] table: one gather per step instead of 14, and a
+        # bar's fields side by side (two cache lines per env instead of 14 on a random step)
+        self._bar_table = torch.stack([self.market[key] for key in BAR_FIELDS], 1).contiguous()
         self.host_checks = self.device.type == "cpu" if host_checks is None else bool(host_checks)
         rates = self.market["rate_open"][self.t_min:self.t_end]
         if not bool(torch.isfinite(rates).all()):
@@ -161,6 +162,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
                              f"conversion series must start before the traded bars")
         self.accounts = Accounts(cfg, self.num_envs, self.device, self.context.pip)
         self.cost_scale = torch.ones(self.num_envs, dtype=torch.float64, device=self.device)
+        self._scaled_costs = False  # all multiples 1: execute_bar skips the multiplications (exact either way)
         self.rewards = RewardSystem(cfg, self.num_envs, self.device)
         self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
         self.latency = int(cfg.latency_bars)
@@ -196,6 +198,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         """Per-env multiples of the spread and slippage (on top of ``cfg.cost_scale``): N backtests of one policy
         at several cost levels in one pass (the reports' cost sensitivity)."""
         self.cost_scale = torch.as_tensor(scale, dtype=torch.float64, device=self.device).reshape(self.num_envs).clone()
+        self._scaled_costs = True
 
     # ---------------------------------------------------------------------------- randomness
     def _draw_starts(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,16 +290,16 @@ class FxVectorEnv(gym.vector.VectorEnv):
         is in the base currency, which converts at 1 / price)."""
         return 1.0 / price if self.context.conversion == "base" else rate
 
-    def _portfolio(self) -> torch.Tensor:
+    def _portfolio(self, row: torch.Tensor) -> torch.Tensor:
         acc = self.accounts
-        row = self.row
-        close = self.market["close"][row]
-        unrealised = acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"][row]))
+        close = self.market["close"].index_select(0, row)
+        unrealised = acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"].index_select(0, row)))
         return portfolio_vector(acc.position, unrealised, acc.time_in_position, self.last_target, self.cfg)
 
     def _observe(self) -> dict[str, torch.Tensor]:
-        obs = self.features.observe(self.t, self.variant if self.mirror else None)
-        obs["portfolio"] = self._portfolio()
+        row = self.row
+        obs = self.features.observe_rows(row)
+        obs["portfolio"] = self._portfolio(row)
         return obs
 
     # ---------------------------------------------------------------------------- stepping
@@ -304,7 +307,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         a = torch.as_tensor(actions, device=self.device)
         if self.cfg.action_mode == "discrete":
             a = a.reshape(self.num_envs).to(torch.int64)
-            return self.levels[a] * self.cfg.max_position
+            return self.levels.index_select(0, a) * self.cfg.max_position
         a = a.reshape(self.num_envs).to(torch.float64)
         return torch.nan_to_num(a, nan=0.0).clamp(-1.0, 1.0) * self.cfg.max_position
 
@@ -326,9 +329,10 @@ class FxVectorEnv(gym.vector.VectorEnv):
             due_valid = ~torch.isnan(due)
             due = torch.nan_to_num(due, nan=0.0)
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
-        bar = dict(zip(BAR_FIELDS, self._bar_table.index_select(1, t).unbind(0)))
+        bar = dict(zip(BAR_FIELDS, self._bar_table.index_select(0, t).unbind(1)))
         res = execute_bar(acc, bar, due, due_valid, self.context.conversion == "base",
-                          skip_idle=self.host_checks, cost_scale=self.cost_scale)
+                          skip_idle=self.host_checks,
+                          cost_scale=self.cost_scale if self._scaled_costs else None)
         pnl, cost, swap, breach, close = res.pnl, res.cost, res.swap, res.breach, bar["close"]
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
@@ -340,7 +344,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
         truncated = (self.steps >= self.ep_len) & ~terminated
         done = terminated | truncated
 
-        info: dict[str, Any] = {"time": m["time"][t], "close": close, "equity": acc.equity,
+        info: dict[str, Any] = {"time": m["time"].index_select(0, t), "close": close, "equity": acc.equity,
                                 "position": acc.position, "costs": cost, "reward64": reward64,
                                 "liquidated": breach}
         for name in REWARD_COMPONENTS:
