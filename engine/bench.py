@@ -313,7 +313,7 @@ def bench_compile(args: BenchArgs) -> dict[str, Any]:
     """``--compile`` vs eager on the fx preset (transformer) and the cartpole preset (MLP): the CPU seconds of a
     cycle once compiled (median of the later cycles), what compiling cost (the first three cycles' excess, CPU s
     of this process and wall s: inductor compiles in worker processes too) and after how many env steps
-    compiling has paid for itself (by wall time)."""
+    compiling has paid for itself (by wall time). Each compile starts cold: an empty inductor cache directory."""
     from hooks.config import HooksConfig
 
     quiet = HooksConfig(progress=False, loggers=(), eval_every=0, monitor="episode/return_mean", checkpoint_every=0,
@@ -328,7 +328,19 @@ def bench_compile(args: BenchArgs) -> dict[str, Any]:
         steps_per_cycle = base.num_envs * base.rollout_steps
         row: dict[str, Any] = {}
         for mode in ("eager", "compile"):
-            marks = _cycle_clock(dataclasses.replace(base, compile=mode == "compile"))
+            if mode == "eager":
+                marks = _cycle_clock(base)
+            else:  # cold: inductor's on-disk cache would hide the compile cost of a first run
+                torch._dynamo.reset()
+                was = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+                with tempfile.TemporaryDirectory(prefix="fxai-inductor-") as cache:
+                    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+                    try:
+                        marks = _cycle_clock(dataclasses.replace(base, compile=True))
+                    finally:
+                        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+                        if was is not None:
+                            os.environ["TORCHINDUCTOR_CACHE_DIR"] = was
             cpu = [b[0] - a[0] for a, b in zip(marks, marks[1:])]
             wall = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
             row[mode] = {"cycle_cpu_s": statistics.median(cpu[3:]), "cycle_wall_s": statistics.median(wall[3:]),
