@@ -562,6 +562,7 @@ def train_sb3_cartpole(seed: int, steps: int, episodes: int) -> dict[str, Any]:
     """stable-baselines3 PPO with :data:`RL_ZOO_CARTPOLE` (DummyVecEnv of 8, as the zoo builds it), on the CPU."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
 
     def linear(v: float) -> Any:
         return lambda progress_remaining: progress_remaining * v
@@ -572,6 +573,7 @@ def train_sb3_cartpole(seed: int, steps: int, episodes: int) -> dict[str, Any]:
     model = PPO(z["policy"], env, n_steps=z["n_steps"], batch_size=z["batch_size"], gae_lambda=z["gae_lambda"],
                 gamma=z["gamma"], n_epochs=z["n_epochs"], ent_coef=z["ent_coef"], learning_rate=linear(1e-3),
                 clip_range=linear(0.2), seed=seed, device="cpu", verbose=0)
+    model.set_logger(Logger(None, []))  # SB3's default logger makes an SB3-<date> directory in /tmp per run
     model.learn(total_timesteps=steps)
     (c1, w1) = _clocks()
     env.close()

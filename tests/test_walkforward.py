@@ -64,3 +64,18 @@ def test_walkforward_killed_mid_fold_resumes_and_reports(tmp_path: Path) -> None
         assert (out / name).stat().st_size > 10_000
     header = (out / "bars.csv").read_text().splitlines()[0]
     assert header == "strategy,time,close,position,equity,return,costs,swap,trade"
+
+    # --gate-psr is a report-time choice: nothing retrains, and a fold-seed whose validation result is no evidence
+    # of an edge stays flat (PSR < 1 holds for any finite validation Sharpe)
+    gated = subprocess.run([*_cmd(out, 6144), "--gate-psr", "1"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert gated.returncode == 0, gated.stderr[-3000:]
+    assert "fold 0 seed 1 (done before)" in gated.stderr and "fold 1 seed 1 (done before)" in gated.stderr
+    flat = json.loads((out / "report.json").read_text())
+    assert flat["gate_psr"] == 1 and flat["gated_flat"] == 2
+    for fold, before in zip(flat["folds"], report["folds"]):
+        gate = fold["seeds"]["1"]["gate"]
+        assert gate["flat"] and gate["val_psr"] < 1 and gate["val_sharpe"] == before["seeds"]["1"]["gate"]["val_sharpe"]
+        assert fold["seeds"]["1"]["n_trades"] == 0 and fold["seeds"]["1"]["exposure"] == 0
+    assert flat["metrics"]["n_trades"] == 0 and "gate: 2 of 2 fold-seeds stayed flat" in gated.stdout
+    assert report["gate_psr"] is None and report["gated_flat"] == 0

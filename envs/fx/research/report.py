@@ -186,6 +186,10 @@ def format_report(result: Mapping[str, Any]) -> str:
         if len(result["per_seed"]) > 1:
             lines.append(f"  seed {seed}: Sharpe {r['sharpe']:.2f} ({r['sharpe_ci'][0]:.1f}..{r['sharpe_ci'][1]:.1f}), "
                          f"DSR {r['dsr']:.3f}, {r['n_trades']} trades, exposure {r['exposure']:.1%}: {r['verdict']}")
+    if result.get("gate_psr") is not None:
+        total = sum(len(f["seeds"]) for f in result.get("folds", []))
+        lines.append(f"gate: {result['gated_flat']} of {total} fold-seeds stayed flat (their validation Sharpe's PSR "
+                     f"< {result['gate_psr']:g})")
     note = result["metrics"].get("annualised_note")
     if note:
         lines.append(f"note: {note}")

@@ -36,9 +36,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from envs.fx.market import load_market, make_fx_eval_env
-from envs.fx.research import metrics, plots, report
+from envs.fx.research import metrics, plots, report, stats
 from envs.fx.research.backtest import Trajectory, backtest_batch
-from envs.fx.research.baselines import NOT_PLOTTED, BaselineParams
+from envs.fx.research.baselines import NOT_PLOTTED, BaselineParams, ConstantTarget
 from envs.fx.research.spec import norm_from_spec
 
 RESULT_FILE = "wf_result.json"
@@ -101,7 +101,8 @@ class WalkForwardArgs:
 
     RANGES: ClassVar[dict[str, str]] = {"folds": "[1, 1000]", "seeds": "[1, 1000]", "test_frac": "(0, 1)",
                                         "val_bars": "[2, 1e9]", "train_bars": "[2, 1e9]", "eval_every": "[1, 1e9]",
-                                        "zscore_window": "[2, 1e9]", "momentum_lookback": "[1, 1e9]"}
+                                        "zscore_window": "[2, 1e9]", "momentum_lookback": "[1, 1e9]",
+                                        "gate_psr": "[0, 1]"}
     """Allowed values (:mod:`engine.ranges`)."""
     FLAT_SECTIONS: ClassVar[tuple[str, ...]] = ("train",)
     """The trainer's flags (the ``train`` field the command adds) carry no prefix."""
@@ -128,6 +129,11 @@ class WalkForwardArgs:
     """Bars of the z-score baseline's mean and deviation (default: the preset's --fx.ma-window)."""
     momentum_lookback: int | None = None
     """Bars the momentum baseline looks back over (default: a trading day of bars)."""
+    gate_psr: float | None = None
+    """Trade a fold's selected checkpoint only if its validation result is evidence of an edge: the probabilistic
+    Sharpe ratio of its validation Sharpe (over the validation bars, normal returns assumed) at least this (e.g.
+    0.95); otherwise that fold and seed stays flat. Not given: always trade the selected checkpoint. A report-time
+    choice: rerunning with another value re-reports without retraining."""
 
 
 @dataclass
@@ -177,6 +183,17 @@ class Stitched:
         avg = lambda k: np.mean([getattr(s, k) for s in items], axis=0)  # noqa: E731
         return Stitched(first.time, first.close, avg("position"), avg("returns"), avg("costs"), avg("swap"),
                         first.initial_equity)
+
+
+def _flat_policy(env: Any) -> Callable[[Any, Any], Any]:
+    """A policy that targets a flat position for every row of the observation batch it is given."""
+    action = ConstantTarget(env, 0.0).action
+
+    def flat(obs: Any, info: Any) -> Any:
+        n = next(iter(obs.values())).shape[0] if isinstance(obs, dict) else obs.shape[0]
+        return action.expand(n, *action.shape[1:])
+
+    return flat
 
 
 def _iso(ns: int) -> str:
@@ -262,9 +279,28 @@ class WalkForward:
         probe = env_factory()
         policies = {}
         for s in self.seeds:
+            if self.gate(fold, s)["flat"]:
+                policies[s] = _flat_policy(probe)
+                continue
             _, policy = load_policy(results[fold.index, s]["checkpoint"], env=probe)
             policies[s] = (lambda p: lambda obs, info: p(obs))(policy)
         return policies, env_factory
+
+    def gate(self, fold: Fold, seed: int) -> dict[str, Any]:
+        """Whether ``--gate-psr`` keeps this fold and seed flat: the selected checkpoint's validation Sharpe (from
+        the run's summary), its PSR over the validation bars (normal returns assumed) and the decision."""
+        summary_file = self.run_dir(fold, seed) / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        val_sharpe = summary.get("best_score") if summary.get("best_checkpoint") else None
+        out: dict[str, Any] = {"val_sharpe": val_sharpe, "val_psr": None, "flat": False}
+        if val_sharpe is None or self.args.gate_psr is None:
+            return out
+        times = self.market.bars.time[fold.val[0]:fold.val[1]]
+        n = len(times)
+        per_bar = float(val_sharpe) / np.sqrt(metrics.infer_periods_per_year(times)) if n > 2 else 0.0
+        psr = stats.probabilistic_sharpe(per_bar if np.isfinite(per_bar) else 0.0, n)
+        out.update(val_psr=psr, flat=bool(psr < self.args.gate_psr))
+        return out
 
     # -- the whole walk-forward -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -323,7 +359,8 @@ class WalkForward:
                 base_parts.setdefault(name, []).append(t)
             fold_rows.append({**layout[fold.index],
                               "seeds": {str(s): {**metrics.compute_metrics(t, ppy),
-                                                 "selected_by": results[fold.index, s]["selected_by"]}
+                                                 "selected_by": results[fold.index, s]["selected_by"],
+                                                 "gate": self.gate(fold, s)}
                                         for s, t in seed_trajs.items()},
                               "baselines": {k: metrics.compute_metrics(t, ppy) for k, t in baselines.items()}})
         stitched = {key: Stitched.join(parts, lengths) for key, parts in per_seed.items()}
@@ -342,7 +379,8 @@ class WalkForward:
             "start": _iso(agent.time[0]), "end": _iso(agent.time[-1]),
             "per_seed_sharpe": {str(s): metrics.sharpe(a.returns, ppy) for s, a in zip(self.seeds, agent_seeds)},
             "per_seed": {str(s): self._seed_result(a, ppy, n_trials, sr_var) for s, a in zip(self.seeds, agent_seeds)},
-            "reward_weights": self.base.fx.reward_weights(), "folds": fold_rows,
+            "reward_weights": self.base.fx.reward_weights(), "folds": fold_rows, "gate_psr": self.args.gate_psr,
+            "gated_flat": sum(r["gate"]["flat"] for row in fold_rows for r in row["seeds"].values()),
         })
         result.update(report.cost_sensitivity(
             lambda m: Stitched.mean([stitched[s, m] for s in self.seeds]), ppy))
