@@ -706,7 +706,8 @@ def run(args: BenchArgs) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                                "cuda": torch.cuda.is_available()}
-    todo = ["engine", "env", "policy", "scaling", "latency", "cartpole", "adam"] if args.what == "all" else [args.what]
+    todo = (["engine", "env", "policy", "scaling", "latency", "cartpole", "adam", "compile"] if args.what == "all"
+            else [args.what])
     for what in todo:
         print(f"== {what} ==", flush=True)
         if what == "engine":
