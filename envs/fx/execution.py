@@ -153,6 +153,8 @@ class Accounts:
         """[N] bool: equity at ``price`` below maintenance margin on the open position, or bankrupt."""
         equity = self.equity_at(price, rate)
         required = self.cfg.maintenance_margin * self.position.abs() * price * rate
+        if self.cfg.maintenance_margin > 0:  # an open position needs required > 0, so equity <= 0 is below it
+            return (self.position != 0) & (equity < required)
         return (self.position != 0) & ((equity < required) | (equity <= 0))
 
     def settle(self) -> torch.Tensor:
