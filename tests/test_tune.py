@@ -55,7 +55,7 @@ def _args(tmp_path: Path, *argv: str) -> tune.TuneArgs:
 def test_apply_params_sets_fields_and_names_unknown_ones() -> None:
     base = tune.parse_cli([]).train
     cfg = tune.apply_params(base, {"learning_rate": 1e-3, "num_minibatches": 8})
-    assert cfg.ppo.learning_rate == 1e-3 and cfg.ppo.num_minibatches == 8 and base.ppo.num_minibatches == 1
+    assert cfg.ppo.learning_rate == 1e-3 and cfg.ppo.num_minibatches == 8 and base.ppo.num_minibatches == 4  # the preset's, untouched
     with pytest.raises(ValueError, match="learning_rat"):
         tune.apply_params(base, {"learning_rat": 1e-3})
     with pytest.raises(ValueError, match="nothing"):
