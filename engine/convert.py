@@ -17,6 +17,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
     quiet_interrupts()
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,8 @@ import tyro
 import configs  # noqa: F401  (registers every conversion step)
 from engine.checkpoint import read_checkpoint, seal
 from engine.cli import run_command
-from engine.files import temp_path
-from engine.formats import CHECKPOINT_FORMAT, checkpoint_format
+from engine.files import write_atomic
+from engine.formats import CHECKPOINT_FORMAT
 
 
 @dataclass
@@ -52,16 +53,12 @@ def convert_file(old: str | os.PathLike, new: str | os.PathLike, overwrite: bool
         raise ValueError(f"{new} exists; choose another NEW or pass --overwrite")
     if new.resolve() == old.resolve():
         raise ValueError(f"NEW {new} is OLD; write the converted checkpoint next to it")
-    found = checkpoint_format(read_checkpoint(old, convert=False))
     ckpt = read_checkpoint(old)
-    ckpt.pop("converted_from", None)
+    found = ckpt.pop("converted_from", CHECKPOINT_FORMAT)  # read_checkpoint records an older file's format
     new.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(new)
-    try:
-        torch.save(seal(ckpt), tmp)
-        os.replace(tmp, new)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    torch.save(seal(ckpt), buf)
+    write_atomic(new, buf.getvalue())
     return found
 
 

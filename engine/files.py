@@ -10,10 +10,12 @@ writer is dead at the next start (the run directory's lock makes sure no live ru
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 _TEMP = re.compile(r"^(?P<name>.+?)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
@@ -59,6 +61,11 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | os.PathLike, data: Any, **dumps: Any) -> Path:
+    """:func:`write_atomic` of ``data`` as indented JSON (``dumps``: more :func:`json.dumps` arguments)."""
+    return write_atomic(path, json.dumps(data, indent=2, **dumps))
 
 
 def pid_alive(pid: int) -> bool:

@@ -15,7 +15,6 @@ the policy network and the env come from :mod:`engine.registry` by the names in 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -38,7 +37,7 @@ from engine.distributions import deterministic_action
 from engine.errors import signal_name
 from engine.evaluate import evaluate_episodes
 from engine.events import LEGACY_METRIC_ALIASES, HookBus
-from engine.files import write_atomic
+from engine.files import write_json
 from engine.gae import gae
 from engine.normalize import ObsNormalizer
 from engine.state import rng_state, set_rng_state, to_device
@@ -143,7 +142,7 @@ class Run:
         policy = build_policy(cfg, self.obs_space, self.action_space)
         self.algo = algo_entry.cls(registry.section(cfg, algo_entry.section), policy, self.action_space, fabric,
                                    num_updates=num_updates, max_nonfinite=cfg.max_nonfinite_updates)
-        if getattr(cfg, "compile", False):
+        if cfg.compile:
             self.algo.compile()
         self.next_obs, _ = self.envs.reset(seed=cfg.seed + 1000 * self.rank)
         self.normalizer = ObsNormalizer(self.next_obs) if cfg.norm_obs else None
@@ -288,10 +287,10 @@ class Run:
         last = self.checkpoints.save_last()
         summary["last_checkpoint"] = str(last) if last is not None else None
         if self.is_global_zero:  # already now: the end hooks (a report) may take long, or be cut short
-            _write_json_atomic(self.out_dir / "summary.json", summary)
+            write_json(self.out_dir / "summary.json", summary, default=str)
         self.fire("on_training_end", summary)
         if self.is_global_zero:
-            _write_json_atomic(self.out_dir / "summary.json", summary)
+            write_json(self.out_dir / "summary.json", summary, default=str)
         for lg in self.fabric.loggers:
             lg.finalize("success")
         return summary
@@ -300,18 +299,15 @@ class Run:
         """After ``exc`` ended training: close the loggers as failed (their rows are flushed) and write
         ``summary.json`` saying what failed and which checkpoint to continue (rank 0; no collective calls,
         another rank may be gone)."""
-        summary = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "global_step": self.global_step,
-                   "cycles": self.cycle, "last_checkpoint": last_checkpoint, "stopped_early": self.stop_reason,
-                   "signal": signal_name(self.stop_signal) if self.stop_signal else None,
-                   "nonfinite_updates": self.algo.nonfinite_total, "run_id": self.run_id, "version": self.version,
-                   "resumes": self.resumes, "resumed_from": self.resumed_from, "out_dir": str(self.out_dir)}
+        summary = {"global_step": self.global_step, "cycles": self.cycle, **self._run_record(),
+                   "status": "failed", "error": f"{type(exc).__name__}: {exc}", "last_checkpoint": last_checkpoint}
         for lg in self.fabric.loggers:
             try:
                 lg.finalize("failed")
             except Exception:  # noqa: BLE001  (a logger's own failure must not hide the first one)
                 pass
         if self.is_global_zero:
-            _write_json_atomic(self.out_dir / "summary.json", summary)
+            write_json(self.out_dir / "summary.json", summary, default=str)
         return summary
 
     def collect_rollout(self) -> None:
@@ -515,6 +511,12 @@ class Run:
             "seed": self.cfg.seed,
             "world_size": self.world_size,
             "precision": self.cfg.precision,
+            **self._run_record(),
+        }
+
+    def _run_record(self) -> dict[str, Any]:
+        """What every ``summary.json`` says about the run as a whole (needs no other rank)."""
+        return {
             "run_id": self.run_id,
             "version": self.version,
             "resumes": self.resumes,
@@ -525,10 +527,6 @@ class Run:
             "nonfinite_updates": self.algo.nonfinite_total,
             "out_dir": str(self.out_dir),
         }
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def load_config(ckpt: dict[str, Any], path: str | os.PathLike) -> Any:

@@ -20,7 +20,6 @@ positions and equity are those of ``engine.backtest --data FILE`` (latency 1, th
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from engine.files import nearest_existing, remove_stale_temps, write_atomic
+from engine.files import nearest_existing, remove_stale_temps, write_json
 from engine.lock import RunLock
 from engine.ranges import check_numbers
 from envs.fx.live.agent import AccountState, Agent, Bar, StreamingAgent
@@ -285,7 +284,7 @@ def run_paper(args: PaperArgs, broker: Broker | None = None) -> dict[str, Any]:
                           f"{s['equity']:,.2f} {s['currency']}, {s['orders']} orders, "
                           f"{1e3 * (time.perf_counter() - t0) / n:.1f} ms/bar", file=sys.stderr, flush=True)
             summary = trader.summary()
-            _write_json_atomic(out / SUMMARY, summary)
+            write_json(out / SUMMARY, summary, sort_keys=True)
         finally:
             journal.close()
             if own_broker:
@@ -296,8 +295,6 @@ def run_paper(args: PaperArgs, broker: Broker | None = None) -> dict[str, Any]:
         return summary
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True))  # a temp file unique to this writer
 
 
 __all__ = ["PaperArgs", "PaperTrader", "run_paper"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import math
 import os
 import warnings
@@ -24,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from engine.files import write_atomic
+from engine.files import write_json
 from envs.fx.research import metrics, plots, report
 from envs.fx.research.baselines import BASELINES, NOT_PLOTTED, BaselineParams, PolicyFn, env_cfg_value, scalar
 
@@ -376,7 +375,7 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[..., Any], out_di
     if skipped:
         result["baselines_skipped"] = skipped
     result = report.json_safe(result)
-    _write_json(out / "report.json", result)
+    write_json(out / "report.json", result)
     report.write_bars(out / "bars.csv", {label: traj, **baselines})
 
     where = f" ({split} split)" if split else ""
@@ -403,8 +402,6 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[..., Any], out_di
     return result
 
 
-def _write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2))
 
 
 def format_summary(result: Mapping[str, Any]) -> str:

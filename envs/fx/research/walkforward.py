@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from engine.files import write_json
 from envs.fx.market import load_market, make_fx_eval_env
 from envs.fx.research import metrics, plots, report, stats
 from envs.fx.research.backtest import Trajectory, backtest_batch
@@ -200,12 +201,6 @@ def _iso(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report.json_safe(data), indent=2))
-    os.replace(tmp, path)
-
-
 def _study_trials(storage: str | None) -> int:
     if storage is None:
         return 0
@@ -261,12 +256,14 @@ class WalkForward:
         result = {"fold": fold.index, "seed": seed, "checkpoint": str(ckpt), "selected_by": (
             f"val/sharpe {summary['best_score']:.3f}" if summary.get("best_checkpoint") else "last (no evaluation)"),
             "train_steps": summary["global_step"]}
-        _write_json(done, result)
+        write_json(done, report.json_safe(result))
         return result
 
-    def fold_policies(self, results: dict[tuple[int, int], dict[str, Any]], fold: Fold) -> tuple[dict[int, Any], Any]:
-        """Each seed's selected policy for ``fold`` (obs, info -> actions), and the factory of the fold's test env
-        (the checkpoints' own feature normalisation: the same for every seed of a fold)."""
+    def fold_policies(self, results: dict[tuple[int, int], dict[str, Any]], fold: Fold,
+                      gates: dict[int, dict[str, Any]]) -> tuple[dict[int, Any], Any]:
+        """Each seed's selected policy for ``fold`` (obs, info -> actions; a flat one where its ``gates`` entry says
+        so), and the factory of the fold's test env (the checkpoints' own feature normalisation: the same for every
+        seed of a fold)."""
         from engine.checkpoint import read_checkpoint
         from engine.loop import load_policy
 
@@ -279,7 +276,7 @@ class WalkForward:
         probe = env_factory()
         policies = {}
         for s in self.seeds:
-            if self.gate(fold, s)["flat"]:
+            if gates[s]["flat"]:
                 policies[s] = _flat_policy(probe)
                 continue
             _, policy = load_policy(results[fold.index, s]["checkpoint"], env=probe)
@@ -312,7 +309,7 @@ class WalkForward:
             os.replace(self.out, trash)
             shutil.rmtree(trash, ignore_errors=True)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "layout.json").write_text(json.dumps(self.layout(), indent=2))
+        write_json(self.out / "layout.json", self.layout())
         total, t0 = len(self.folds) * len(self.seeds), time.perf_counter()
         results: dict[tuple[int, int], dict[str, Any]] = {}
         for i, (fold, seed) in enumerate((f, s) for f in self.folds for s in self.seeds):
@@ -344,7 +341,8 @@ class WalkForward:
         layout = self.layout()["folds"]
         params = BaselineParams(self.args.momentum_lookback, self.args.zscore_window)
         for fold in self.folds:
-            policies, env_factory = self.fold_policies(results, fold)
+            gates = {s: self.gate(fold, s) for s in self.seeds}
+            policies, env_factory = self.fold_policies(results, fold, gates)
             agents, baselines, _ = backtest_batch(policies, env_factory, params, grid)
             n = max(len(t) for t in [*agents.values(), *baselines.values()])
             lengths.append(n)
@@ -360,7 +358,7 @@ class WalkForward:
             fold_rows.append({**layout[fold.index],
                               "seeds": {str(s): {**metrics.compute_metrics(t, ppy),
                                                  "selected_by": results[fold.index, s]["selected_by"],
-                                                 "gate": self.gate(fold, s)}
+                                                 "gate": gates[s]}
                                         for s, t in seed_trajs.items()},
                               "baselines": {k: metrics.compute_metrics(t, ppy) for k, t in baselines.items()}})
         stitched = {key: Stitched.join(parts, lengths) for key, parts in per_seed.items()}
@@ -384,7 +382,7 @@ class WalkForward:
         })
         result.update(report.cost_sensitivity(
             lambda m: Stitched.mean([stitched[s, m] for s in self.seeds]), ppy))
-        _write_json(self.out / "report.json", result)
+        write_json(self.out / "report.json", report.json_safe(result))
         report.write_bars(self.out / "bars.csv", {"agent": agent, **base_st})
         self._plots(agent, base_st, analysis, result)
         return report.json_safe(result)
