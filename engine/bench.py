@@ -1,4 +1,5 @@
-"""``python -m engine.bench [engine|env|policy|scaling|ttq|cartpole|adam|compile|latency|all]``: side-by-side speed, as ratios.
+"""``python -m engine.bench [engine|env|policy|scaling|ttq|cartpole|adam|compile|latency|all]``: side-by-side
+speed, as ratios.
 
 Absolute times on shared machines are noise; every comparison here runs its contenders in
 the same process, interleaved over several rounds, and reports the median ratio. Speeds are
@@ -44,6 +45,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
@@ -324,24 +326,18 @@ def bench_compile(args: BenchArgs) -> dict[str, Any]:
     res: dict[str, Any] = {}
     for name, base in (("fx", dataclasses.replace(fx, fx=dataclasses.replace(fx.fx, report_split="none"))),
                        ("cartpole", get_preset("cartpole"))):
-        base = dataclasses.replace(base, hooks=quiet, builtin_hooks=False, threads=args.threads,
-                                   total_steps=cycles * base.num_envs * base.rollout_steps)
         steps_per_cycle = base.num_envs * base.rollout_steps
+        base = dataclasses.replace(base, hooks=quiet, builtin_hooks=False, threads=args.threads,
+                                   total_steps=cycles * steps_per_cycle)
         row: dict[str, Any] = {}
         for mode in ("eager", "compile"):
             if mode == "eager":
                 marks = _cycle_clock(base)
             else:  # cold: inductor's on-disk cache would hide the compile cost of a first run
                 torch._dynamo.reset()
-                was = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-                with tempfile.TemporaryDirectory(prefix="fxai-inductor-") as cache:
-                    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-                    try:
-                        marks = _cycle_clock(dataclasses.replace(base, compile=True))
-                    finally:
-                        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-                        if was is not None:
-                            os.environ["TORCHINDUCTOR_CACHE_DIR"] = was
+                with (tempfile.TemporaryDirectory(prefix="fxai-inductor-") as cache,
+                      mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache})):
+                    marks = _cycle_clock(dataclasses.replace(base, compile=True))
             cpu = [b[0] - a[0] for a, b in zip(marks, marks[1:])]
             wall = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
             row[mode] = {"cycle_cpu_s": statistics.median(cpu[3:]), "cycle_wall_s": statistics.median(wall[3:]),

@@ -3,7 +3,7 @@ not a ``KeyboardInterrupt`` traceback from inside some import. Light on purpose:
 
 A command module calls :func:`quiet_interrupts` first thing when run as ``python -m engine.<name>``;
 :func:`engine.cli.run_command` gives SIGINT back to Python's own handler once the body starts (its
-``KeyboardInterrupt`` branch, then :mod:`engine.stop_signals` during training, take over from there)."""
+``KeyboardInterrupt`` branch, then :mod:`engine.signals` during training, take over from there)."""
 
 from __future__ import annotations
 

@@ -277,7 +277,6 @@ def check_space(base: Any, space: SearchSpace, section: str = "ppo") -> None:
     range, applied to ``base`` and checked like a training command checks its flags (one line naming the
     ``--space`` flag otherwise), so no trial fails for a value the space should not hold."""
     from engine import registry
-    from engine.ranges import check_numbers as check
 
     algo = registry.algorithm(base.algo)
     probes: list[tuple[str, dict[str, Any]]] = []
@@ -290,7 +289,7 @@ def check_space(base: Any, space: SearchSpace, section: str = "ppo") -> None:
     for flag, params in probes:
         cfg = apply_params(base, params, section)
         try:
-            check(cfg)
+            check_numbers(cfg)
             algo.cls.check_config(registry.section(cfg, algo.section), cfg.rollout_steps * cfg.num_envs,
                                   f"--{algo.section}")
         except ValueError as exc:

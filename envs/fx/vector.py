@@ -161,8 +161,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
                              f"({np.datetime64(int(self.market['time'][first]), 'ns')}) of {bars.source}; the "
                              f"conversion series must start before the traded bars")
         self.accounts = Accounts(cfg, self.num_envs, self.device, self.context.pip)
-        self.cost_scale = torch.ones(self.num_envs, dtype=torch.float64, device=self.device)
-        self._scaled_costs = False  # all multiples 1: execute_bar skips the multiplications (exact either way)
+        self.cost_scale: torch.Tensor | None = None  # per-env cost multiples; None = all 1 (nothing to multiply)
         self.rewards = RewardSystem(cfg, self.num_envs, self.device)
         self.levels = torch.tensor(cfg.position_levels, dtype=torch.float64, device=self.device)
         self.latency = int(cfg.latency_bars)
@@ -198,7 +197,6 @@ class FxVectorEnv(gym.vector.VectorEnv):
         """Per-env multiples of the spread and slippage (on top of ``cfg.cost_scale``): N backtests of one policy
         at several cost levels in one pass (the reports' cost sensitivity)."""
         self.cost_scale = torch.as_tensor(scale, dtype=torch.float64, device=self.device).reshape(self.num_envs).clone()
-        self._scaled_costs = True
 
     # ---------------------------------------------------------------------------- randomness
     def _draw_starts(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -331,8 +329,7 @@ class FxVectorEnv(gym.vector.VectorEnv):
             self.pending = torch.cat([self.pending[:, 1:], torch.full_like(self.pending[:, :1], float("nan"))], 1)
         bar = dict(zip(BAR_FIELDS, self._bar_table.index_select(0, t).unbind(1)))
         res = execute_bar(acc, bar, due, due_valid, self.context.conversion == "base",
-                          skip_idle=self.host_checks,
-                          cost_scale=self.cost_scale if self._scaled_costs else None)
+                          skip_idle=self.host_checks, cost_scale=self.cost_scale)
         pnl, cost, swap, breach, close = res.pnl, res.cost, res.swap, res.breach, bar["close"]
 
         reward64, weighted, raw = self.rewards.compute(pnl, cost, swap, equity_prev, acc.equity,
