@@ -2,12 +2,11 @@
 temporary directories (a test that leaves a file in the checkout fails, naming it)."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")

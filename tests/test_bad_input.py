@@ -2,14 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from engine.checkpoint import CheckpointError, read_checkpoint
 from engine.ppo import parse_args, train
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CP = ["cartpole", "--num-envs", "2", "--rollout-steps", "16", "--hooks.no-progress",
       "--ppo.num-minibatches", "2", "--ppo.update-epochs", "1"]
 

@@ -2,13 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 from envs.fx.data import save_bars
 from envs.fx.synthetic import generate
 from engine.ppo import parse_args, train
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_on_a_csv_file(tmp_path):

@@ -1,17 +1,15 @@
 """CPU DDP with 2 gloo processes: parameters stay identical across ranks; only rank 0 writes."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_two_process_ddp_keeps_ranks_identical_and_rank0_writes(tmp_path):
     out, probe = tmp_path / "run", tmp_path / "probe"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(out), str(probe),
          "--total-steps", "2048", "--num-envs", "4", "--rollout-steps", "64", "--seed", "5",

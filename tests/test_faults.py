@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +16,8 @@ from algos import NonFiniteLossError
 from engine import keys as K
 from engine.checkpoint import find_latest_valid, read_checkpoint
 from engine.ppo import parse_args, train
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CP = ["cartpole", "--num-envs", "4", "--rollout-steps", "32", "--hooks.no-progress", "--seed", "2",
       "--ppo.num-minibatches", "2", "--ppo.update-epochs", "1"]
 
@@ -163,7 +162,7 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path):
     out = tmp_path / "run"
     script = tmp_path / "die.py"
     script.write_text(KILL_DURING_WRITE)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     res = subprocess.run([sys.executable, str(script), *CP, "--total-steps", "100000", "--out-dir", str(out),
                           "--hooks.checkpoint-every", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)

@@ -6,7 +6,6 @@ env; TorchRL's ``check_env_specs`` passes on ``GymEnv(id, num_envs=8)`` and on `
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import textwrap
@@ -23,8 +22,8 @@ from envs.fx.gym_api import env_config
 from envs.fx.numpy_vector import FxNumpyVectorEnv
 from envs.fx.vector import FxVectorEnv
 from envs.fx.windows import observation_space
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"synthetic_n_bars": 12_000, "episode_bars": 24}  # the default preset's env on a shorter market
 
 
@@ -114,11 +113,6 @@ def test_numpy_vector_env_is_next_step_and_takes_gymnasiums_vector_wrappers() ->
     assert seen == 2
 
 
-def _env_with_root() -> dict[str, str]:
-    """The environment of a script run from a temp dir: this checkout first on the path, whatever is installed."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-
-
 def test_async_make_vec_returns_with_the_default_start_method(tmp_path: Path) -> None:
     script = tmp_path / "run_async.py"
     script.write_text(textwrap.dedent(f"""
@@ -133,7 +127,7 @@ def test_async_make_vec_returns_with_the_default_start_method(tmp_path: Path) ->
             vec.close()
             print("ok")
     """))
-    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=_env_with_root(), capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=child_env(), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
@@ -159,6 +153,6 @@ def test_torchrl_check_env_specs_on_gymenv_and_on_the_native_vector_env(tmp_path
             env.close()
             print("ok")
     """))
-    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=_env_with_root(), capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=child_env(), capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -17,8 +17,8 @@ from envs.fx.data import save_bars
 from envs.fx.features import FeatureNorm
 from envs.fx.research import backtest
 from envs.fx.synthetic import generate
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--policy", "mlp", "--num-envs", "4", "--rollout-steps", "32", "--hooks.no-progress",
          "--fx.episode-bars", "64", "--hooks.eval-every", "2", "--hooks.checkpoint-every", "0"]
 

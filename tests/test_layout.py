@@ -14,8 +14,8 @@ import ast
 import io
 import tokenize
 from pathlib import Path
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "algos", "envs", "hooks", "configs")
 COMMANDS = {"engine.ppo", "engine.a2c", "engine.backtest", "engine.tune", "engine.bench", "engine.cli", "engine.walkforward",
             "engine.convert", "engine.export", "engine.paper"}

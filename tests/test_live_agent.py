@@ -25,8 +25,8 @@ from envs.fx.live import AccountState, Agent, Bar
 from envs.fx.research.backtest import run_backtest
 from envs.fx.research.spec import norm_from_spec
 from tests.live_helpers import positions_changed, trained_checkpoint
+from tests.paths import child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def backtest(ckpt: Path, split: str, data: str | None = None):
@@ -172,7 +172,7 @@ def test_the_agent_loads_from_a_checkpoint_alone_in_a_directory_without_data_or_
         "d = Agent.load('agent.ckpt').act(bars, AccountState(20_000.0, 1.1, 5, 20_000.0))\n"
         "print(json.dumps({'target': d.target, 'params': d.params}))\n")
     try:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = child_env()
         res = subprocess.run([sys.executable, "-c", script], cwd=alone, env=env, capture_output=True, text=True,
                              timeout=300)
     finally:

@@ -20,8 +20,8 @@ from engine.errors import RunDirBusy
 from engine.files import remove_stale_temps, temp_path, write_atomic
 from engine.lock import LOCK_NAME, RunLock
 from engine.ppo import parse_args, train
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CP = ["cartpole", "--num-envs", "2", "--rollout-steps", "16", "--hooks.no-progress", "--ppo.num-minibatches", "2",
       "--ppo.update-epochs", "1", "--threads", "1"]
 
@@ -32,7 +32,7 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 def test_a_second_run_on_a_live_run_dir_is_refused_with_one_line(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     first = subprocess.Popen([sys.executable, "-m", "engine.ppo", *CP, "--total-steps", "100000000", "--out-dir",
                               str(out), "--hooks.checkpoint-every", "2"], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -33,8 +33,8 @@ from envs.fx.live.paper import PaperArgs, run_paper
 from envs.fx.research.backtest import run_backtest
 from envs.fx.research.spec import norm_from_spec
 from tests.live_helpers import positions_changed, trained_checkpoint
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 FEED_BARS = 900
 
 
@@ -327,7 +327,7 @@ def test_a_second_paper_trader_on_a_live_out_dir_is_refused_with_one_line(setup:
     args = ["--ckpt", str(setup["ckpt"]), "--feed", "-", "--out-dir", str(out), "--progress-every", "0"]
     first = subprocess.Popen([sys.executable, "-m", "engine.paper", *args], cwd=ROOT, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             env=child_env())
     try:
         t0 = time.monotonic()
         while not (out / ".fxai.lock").exists():

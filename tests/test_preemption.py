@@ -19,8 +19,8 @@ import pytest
 from engine.checkpoint import find_latest_valid, read_checkpoint
 from engine.errors import Interrupted
 from engine.ppo import parse_args, train
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CP = ["cartpole", "--num-envs", "2", "--rollout-steps", "16", "--hooks.no-progress", "--ppo.num-minibatches", "2",
       "--ppo.update-epochs", "1", "--threads", "1", "--seed", "3"]
 LONG = [*CP, "--total-steps", "100000000", "--hooks.checkpoint-every", "1000000", "--hooks.checkpoint-every-minutes",
@@ -85,7 +85,7 @@ def _wait_for(pred, proc: subprocess.Popen, timeout: float = 240) -> None:
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     return subprocess.Popen([sys.executable, "-m", "engine.ppo", *LONG, "--out-dir", str(out), *extra], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

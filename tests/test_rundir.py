@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,8 @@ import pytest
 from engine.checkpoint import read_checkpoint
 from engine.ppo import parse_args, train
 from engine.rundir import RUN_ENTRIES
+from tests.paths import ROOT, child_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CP = ["cartpole", "--num-envs", "2", "--rollout-steps", "32", "--hooks.no-progress", "--ppo.update-epochs", "1",
       "--seed", "6"]
 
@@ -120,7 +119,7 @@ def test_sigkill_after_the_first_periodic_checkpoint_loses_at_most_one_interval(
     cycle = cfg.rollout_steps * cfg.num_envs
     interval = cfg.hooks.checkpoint_every * cycle
     assert cfg.hooks.checkpoint_every == 10 and cfg.hooks.checkpoint_every_minutes == 10.0
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, str(script), str(steps_file), *args, "--hooks.no-progress"], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = out / "checkpoints" / "last.ckpt"

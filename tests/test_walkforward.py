@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["fx-h1", "--folds", "2", "--seeds", "1", "--policy", "mlp", "--num-envs", "4", "--rollout-steps", "32",
         "--fx.synthetic-n-bars", "4000", "--fx.episode-bars", "48", "--eval-every", "4",
         "--hooks.checkpoint-every", "4"]
