@@ -7,13 +7,17 @@ A command module calls :func:`quiet_interrupts` first thing when run as ``python
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
 def _while_starting(signum: int, frame: object) -> None:
     print("stopped: interrupted (SIGINT) while starting; nothing was saved", file=sys.stderr, flush=True)
-    raise SystemExit(128 + signal.SIGINT)
+    sys.stdout.flush()
+    # os._exit, not SystemExit: the handler can run inside Python code that torch's C++ import machinery called,
+    # where an exception cannot unwind and becomes std::terminate (SIGABRT, a C++ stack dump). Nothing is open yet.
+    os._exit(128 + signal.SIGINT)
 
 
 def quiet_interrupts() -> None:
