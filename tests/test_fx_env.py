@@ -442,3 +442,19 @@ def test_portfolio_features_stay_in_their_training_range_in_a_long_backtest(bars
     assert held[CFG.episode_bars // 2] < 1.0
     assert obs["portfolio"].shape == (1, len(PORTFOLIO_FEATURES))
     assert float(obs["portfolio"][0, PORTFOLIO_FEATURES.index("position")]) == pytest.approx(1.0)
+
+
+def test_the_differential_sharpe_is_computed_only_when_rewarded(bars: Bars) -> None:
+    """With its weight 0 the DSR (stateful, ~8 % of a step) is neither computed nor reported; with a weight it is,
+    and the other components are the same numbers either way."""
+    actions = np.random.default_rng(3).integers(0, 5, size=(60, 4))
+    off = run(FxVectorEnv(bars, CFG, num_envs=4, seed=2), actions, seed=2)
+    on_env = FxVectorEnv(bars, dataclasses.replace(CFG, w_differential_sharpe=0.5), num_envs=4, seed=2)
+    on = run(on_env, actions, seed=2)
+    assert all("reward_raw/differential_sharpe" not in rec for rec in off[1:])
+    assert all("reward_raw/differential_sharpe" in rec for rec in on[1:])
+    assert float(on_env.rewards.dsr_b.abs().sum()) > 0  # its moments moved
+    for a, b in zip(off[1:], on[1:]):
+        assert torch.equal(a["reward_raw/pnl"], b["reward_raw/pnl"]) and torch.equal(a["equity"], b["equity"])
+        assert torch.equal(a["reward/differential_sharpe"], torch.zeros(4, dtype=torch.float64))
+    assert any(not torch.equal(b["reward/differential_sharpe"], torch.zeros(4, dtype=torch.float64)) for b in on[2:])

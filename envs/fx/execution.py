@@ -57,10 +57,12 @@ class FillResult:
     slippage: torch.Tensor
     price: torch.Tensor | None = None
     """Fill price per unit (mid plus or minus half spread and slippage, in quote currency)."""
+    cost: torch.Tensor | None = None
+    """spread + commission + slippage (computed once, here, when not given)."""
 
-    @property
-    def cost(self) -> torch.Tensor:
-        return self.spread + self.commission + self.slippage
+    def __post_init__(self) -> None:
+        if self.cost is None:
+            self.cost = self.spread + self.commission + self.slippage
 
 
 class Accounts:
@@ -109,10 +111,10 @@ class Accounts:
         ``half_spread``). Returns units traded and costs."""
         if cap_leverage:
             cap = self.balance.clamp(min=0.0) * self.leverage / (mid * rate)
-            target = self._round_lots(torch.maximum(torch.minimum(target, cap), -cap))
+            target = self._round_lots(target.clamp(min=-cap, max=cap))
         q = target - self.position
         if mask is not None:
-            q = torch.where(mask, q, torch.zeros_like(q))
+            q = torch.where(mask, q, 0.0)
         absq = q.abs()
         impact = self.cfg.impact_pips_per_million
         # without market impact the slippage is one number for every env (the same value either way)
@@ -121,23 +123,25 @@ class Accounts:
         if cost_scale is not None:
             slip = slip * cost_scale
         fill_price = mid + torch.sign(q) * (half_spread + slip)
-        res = FillResult(traded=q, spread=absq * half_spread * rate, commission=absq * mid * rate * self.commission_rate,
+        notional = absq * mid * rate
+        res = FillResult(traded=q, spread=absq * half_spread * rate, commission=notional * self.commission_rate,
                          slippage=absq * slip * rate, price=fill_price)
         old = self.position
         new = old + q
-        opened = (old * new <= 0) & (new != 0)  # from flat, or flipped through zero
-        grown = (old * new > 0) & (new.abs() > old.abs())
-        vwap = (old * self.entry_price + q * fill_price) / torch.where(new == 0, torch.ones_like(new), new)
-        self.entry_price = torch.where(new == 0, torch.zeros_like(new),
-                                       torch.where(opened, fill_price, torch.where(grown, vwap, self.entry_price)))
-        self.time_in_position = torch.where(opened | (new == 0), torch.zeros_like(new), self.time_in_position)
+        flat, prod = new == 0, old * new
+        opened = (prod <= 0) & ~flat  # from flat, or flipped through zero
+        grown = (prod > 0) & (new.abs() > old.abs())
+        vwap = (old * self.entry_price + q * fill_price) / new.masked_fill(flat, 1.0)
+        self.entry_price = torch.where(opened, fill_price, torch.where(grown, vwap, self.entry_price)).masked_fill(
+            flat, 0.0)
+        self.time_in_position = self.time_in_position.masked_fill(opened | flat, 0.0)
         self.balance = self.balance - res.cost
         self.position = new
         self.n_trades = self.n_trades + (q != 0).to(torch.float64)
         self.spread_paid = self.spread_paid + res.spread
         self.commission_paid = self.commission_paid + res.commission
         self.slippage_paid = self.slippage_paid + res.slippage
-        self.traded_notional = self.traded_notional + absq * mid * rate
+        self.traded_notional = self.traded_notional + notional
         return res
 
     def accrue_swap(self, nights: torch.Tensor, long_rate: torch.Tensor, short_rate: torch.Tensor,
@@ -149,9 +153,10 @@ class Accounts:
         self.swap_total = self.swap_total + swap
         return swap
 
-    def breach(self, price: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-        """[N] bool: equity at ``price`` below maintenance margin on the open position, or bankrupt."""
-        equity = self.equity_at(price, rate)
+    def breach(self, price: torch.Tensor, rate: torch.Tensor, marked: bool = False) -> torch.Tensor:
+        """[N] bool: equity at ``price`` below maintenance margin on the open position, or bankrupt.
+        ``marked``: the account was just marked at ``price``, so its equity there is the balance."""
+        equity = self.balance if marked else self.equity_at(price, rate)
         required = self.cfg.maintenance_margin * self.position.abs() * price * rate
         if self.cfg.maintenance_margin > 0:  # an open position needs required > 0, so equity <= 0 is below it
             return (self.position != 0) & (equity < required)
@@ -161,8 +166,7 @@ class Accounts:
         """End of a step: equity is the (fully marked) balance; peak and time in position move on."""
         self.equity = self.balance
         self.peak_equity = torch.maximum(self.peak_equity, self.equity)
-        self.time_in_position = torch.where(self.position != 0, self.time_in_position + 1,
-                                            torch.zeros_like(self.time_in_position))
+        self.time_in_position = (self.time_in_position + 1).masked_fill(self.position == 0, 0.0)
         return self.equity
 
     def unrealised_pnl(self, close: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
@@ -227,7 +231,7 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
     zero = torch.zeros_like(open_)  # shared by the fills and swaps that did not happen (never written in place)
 
     def no_fill(price: torch.Tensor) -> FillResult:
-        return FillResult(zero, zero, zero, zero, price)
+        return FillResult(zero, zero, zero, zero, price, zero)
 
     def swap_for(nights: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         if idle(nights != 0):
@@ -237,7 +241,7 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
     # the gap before the open: rollovers booked on the position held, then the mark at the open
     swap = swap_for(bar["roll_before"], r_open)
     pnl = acc.mark(open_, r_open)
-    stop_open = acc.breach(open_, r_open)  # a gap through the margin level stops out at the open
+    stop_open = acc.breach(open_, r_open, marked=True)  # a gap through the margin level stops out at the open
     if idle(stop_open):  # nobody stopped out at the open: every due order fills
         at_open, due_mask = no_fill(open_), due_valid
     else:
@@ -245,7 +249,7 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
                            cost_scale=cs)
         due_mask = ~stop_open if due_valid is None else due_valid & ~stop_open
     order = acc.fill(due, open_, hs["hs_open"], r_open, due_mask, cost_scale=cs)
-    cost = at_open.cost + order.cost
+    cost = order.cost if at_open.cost is zero else at_open.cost + order.cost
     swap = swap + swap_for(bar["roll_inside"], r_close)
     # within the bar: the adverse extreme (bid low for a long, ask high for a short) can stop it out
     long_ = acc.position > 0
@@ -258,12 +262,14 @@ def execute_bar(acc: Accounts, bar: Mapping[str, torch.Tensor], due: torch.Tenso
         pnl = pnl + acc.mark(worst, r_worst, stop_bar)
         at_worst = acc.fill(zero, worst, torch.where(long_, hs["hs_low"], hs["hs_high"]),
                             r_worst, stop_bar, cap_leverage=False, cost_scale=cs)
-    cost = cost + at_worst.cost
+    if at_worst.cost is not zero:
+        cost = cost + at_worst.cost
     pnl = pnl + acc.mark(close, r_close)
-    stop_close = acc.breach(close, r_close)  # e.g. the conversion rate moved against the account
+    stop_close = acc.breach(close, r_close, marked=True)  # e.g. the conversion rate moved against the account
     at_close = no_fill(close) if idle(stop_close) else acc.fill(zero, close, hs["hs_close"],
                                                                   r_close, stop_close, cap_leverage=False, cost_scale=cs)
-    cost = cost + at_close.cost
+    if at_close.cost is not zero:
+        cost = cost + at_close.cost
     breach = stop_open | stop_bar | stop_close
     acc.settle()
     return BarResult(pnl, cost, swap, breach, order, {"open": at_open, "extreme": at_worst, "close": at_close})

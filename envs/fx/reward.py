@@ -15,7 +15,9 @@ Components (raw, before weight and scale):
 * ``variance_penalty``  -((equity_t - equity_{t-1}) / E0)^2: the quadratic term of a
   mean-variance utility; charges risk, not holding                           (<= 0)
 * ``differential_sharpe`` Moody & Saffell's differential Sharpe ratio of the per-step
-  return (equity_t / equity_{t-1} - 1), with moving moments of rate ``dsr_eta``.
+  return (equity_t / equity_{t-1} - 1), with moving moments of rate ``dsr_eta``. Computed (and
+  its moments kept) only when its weight is not zero: it is stateful and costs ~8 % of a step,
+  so a run that does not reward it has no ``reward_raw/differential_sharpe``.
 
 pnl + transaction_cost + swap = (equity_t - equity_{t-1}) / E0 exactly (the ledger identity),
 so with the default weights (1, 1, 1, 0, 0, 0) an episode's rewards sum to
@@ -50,7 +52,7 @@ class RewardSystem:
         da, db = ret - a, ret * ret - b
         var = b - a * a
         ok = var > 1e-18
-        dsr = torch.where(ok, (b * da - 0.5 * a * db) / var.clamp(min=1e-18).pow(1.5), torch.zeros_like(ret))
+        dsr = torch.where(ok, (b * da - 0.5 * a * db) / var.clamp(min=1e-18).pow(1.5), 0.0)
         self.dsr_a = a + eta * da
         self.dsr_b = b + eta * db
         return dsr.clamp(-10.0, 10.0)
@@ -60,16 +62,17 @@ class RewardSystem:
                 position: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Returns (reward [N] float64, weighted-and-scaled components, raw components)."""
         drawdown = (peak_equity - equity) / self.e0
-        ret = torch.where(equity_prev > 0, equity / equity_prev.clamp(min=1e-12) - 1.0, torch.zeros_like(equity))
         raw = {
             "pnl": pnl / self.e0,
-            "transaction_cost": -cost / self.e0,
+            "transaction_cost": cost / -self.e0,  # = -cost / e0 to the bit, one op fewer
             "swap": swap / self.e0,
             "drawdown_penalty": -(drawdown - self.last_drawdown).clamp(min=0.0),
-            "holding_penalty": -position.abs() / self.cfg.max_position,
+            "holding_penalty": position.abs() / -self.cfg.max_position,
             "variance_penalty": -((equity - equity_prev) / self.e0) ** 2,
-            "differential_sharpe": self._differential_sharpe(ret),
         }
+        if self.weights["differential_sharpe"] != 0.0:
+            ret = torch.where(equity_prev > 0, equity / equity_prev.clamp(min=1e-12) - 1.0, 0.0)
+            raw["differential_sharpe"] = self._differential_sharpe(ret)
         self.last_drawdown = drawdown
         zeros = torch.zeros_like(pnl)
         weighted, reward = {}, None
@@ -95,11 +98,12 @@ class ScalarReward:
     """:class:`RewardSystem` for ONE account in Python floats (the fast single env's): the same formulas in
     the same order, so the same numbers to the last bit (``tests/test_fx_single_fast.py``)."""
 
-    __slots__ = ("weights", "scale", "e0", "eta", "max_position", "dsr_a", "dsr_b", "last_drawdown")
+    __slots__ = ("weights", "scale", "e0", "eta", "max_position", "use_dsr", "dsr_a", "dsr_b", "last_drawdown")
 
     def __init__(self, cfg: FxEnvConfig) -> None:
         self.scale = float(cfg.reward_scale)
         self.weights = [(name, self.scale * w) for name, w in cfg.reward_weights().items()]
+        self.use_dsr = cfg.reward_weights()["differential_sharpe"] != 0.0
         self.e0 = float(cfg.initial_equity)
         self.eta = cfg.dsr_eta
         self.max_position = cfg.max_position
@@ -119,12 +123,6 @@ class ScalarReward:
         """(reward, weighted-and-scaled components, raw components), as :meth:`RewardSystem.compute`."""
         e0 = self.e0
         drawdown = (peak_equity - equity) / e0
-        ret = equity / (equity_prev if equity_prev > 1e-12 else 1e-12) - 1.0 if equity_prev > 0 else 0.0
-        a, b, eta = self.dsr_a, self.dsr_b, self.eta
-        da, db = ret - a, ret * ret - b
-        var = b - a * a
-        dsr = (b * da - 0.5 * a * db) / var ** 1.5 if var > 1e-18 else 0.0
-        self.dsr_a, self.dsr_b = a + eta * da, b + eta * db
         dd_step = drawdown - self.last_drawdown
         step = (equity - equity_prev) / e0
         raw = {
@@ -134,8 +132,15 @@ class ScalarReward:
             "drawdown_penalty": -(dd_step if dd_step > 0.0 or dd_step != dd_step else 0.0),
             "holding_penalty": -abs(position) / self.max_position,
             "variance_penalty": -(step * step),
-            "differential_sharpe": min(max(dsr, -10.0), 10.0),
         }
+        if self.use_dsr:
+            ret = equity / (equity_prev if equity_prev > 1e-12 else 1e-12) - 1.0 if equity_prev > 0 else 0.0
+            a, b, eta = self.dsr_a, self.dsr_b, self.eta
+            da, db = ret - a, ret * ret - b
+            var = b - a * a
+            dsr = (b * da - 0.5 * a * db) / var ** 1.5 if var > 1e-18 else 0.0
+            self.dsr_a, self.dsr_b = a + eta * da, b + eta * db
+            raw["differential_sharpe"] = min(max(dsr, -10.0), 10.0)
         self.last_drawdown = drawdown
         weighted, reward = {}, None
         for name, w in self.weights:

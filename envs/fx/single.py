@@ -190,7 +190,8 @@ class FxTradingEnv(gym.Env):
                                 "position": acc.position, "costs": cost, "reward64": reward64, "liquidated": breach}
         for name, wkey, rkey in zip(REWARD_COMPONENTS, _WEIGHTED, _RAW):
             info[wkey] = weighted[name]
-            info[rkey] = raw[name]
+            if name in raw:
+                info[rkey] = raw[name]
         obs = self._observe(self._row())
         if terminated or truncated:
             info["fx"] = self._episode_summary(terminated)

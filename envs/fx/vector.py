@@ -25,7 +25,8 @@ observation; the last one is in ``info["final_obs"]`` (rows where ``info["_final
 (the gymnasium convention; rows are valid where the mask is set). Per-step info tensors [N]:
 ``time`` (int64 ns), ``close``, ``equity``, ``position``, ``costs`` (money paid this step),
 ``reward64`` (the reward in float64), ``liquidated`` and ``reward/<name>`` (weighted, scaled;
-they sum to the reward) and ``reward_raw/<name>`` (unweighted). On a row that just finished,
+they sum to the reward) and ``reward_raw/<name>`` (unweighted; ``differential_sharpe`` only where
+its weight is not zero, :mod:`envs.fx.reward`). On a row that just finished,
 ``time``/``close``/``equity``/``position`` describe the finished episode's last bar (what its
 reward and ``final_obs`` depend on), not the new episode's first observation. Info tensors are fresh each
 step (never mutated afterwards), so they may be kept without copying.
@@ -288,16 +289,22 @@ class FxVectorEnv(gym.vector.VectorEnv):
         is in the base currency, which converts at 1 / price)."""
         return 1.0 / price if self.context.conversion == "base" else rate
 
-    def _portfolio(self, row: torch.Tensor) -> torch.Tensor:
+    def _portfolio(self, row: torch.Tensor, bar: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         acc = self.accounts
-        close = self.market["close"].index_select(0, row)
-        unrealised = acc.unrealised_pnl(close, self._rate(close, self.market["rate_close"].index_select(0, row)))
+        if bar is None:
+            close, rate = self.market["close"].index_select(0, row), self.market["rate_close"].index_select(0, row)
+        else:
+            close, rate = bar["close"], bar["rate_close"]
+        unrealised = acc.unrealised_pnl(close, self._rate(close, rate))
         return portfolio_vector(acc.position, unrealised, acc.time_in_position, self.last_target, self.cfg)
 
-    def _observe(self) -> dict[str, torch.Tensor]:
-        row = self.row
+    def _observe(self, row: torch.Tensor | None = None, bar: dict[str, torch.Tensor] | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """The observation at ``row`` (default: every env's current row); ``bar``: that row's bar fields, when
+        the caller has them already."""
+        row = self.row if row is None else row
         obs = self.features.observe_rows(row)
-        obs["portfolio"] = self._portfolio(row)
+        obs["portfolio"] = self._portfolio(row, bar)
         return obs
 
     # ---------------------------------------------------------------------------- stepping
@@ -346,8 +353,9 @@ class FxVectorEnv(gym.vector.VectorEnv):
                                 "liquidated": breach}
         for name in REWARD_COMPONENTS:
             info[f"reward/{name}"] = weighted[name]
-            info[f"reward_raw/{name}"] = raw[name]
-        obs = self._observe()
+        for name, value in raw.items():
+            info[f"reward_raw/{name}"] = value
+        obs = self._observe(t, bar)  # t is every env's row now
         # without host checks (a GPU) every step pays for the masked reset instead of asking whether any env is done
         if not self.host_checks or bool(done.any()):
             info["final_obs"], info["_final_obs"] = obs, done
