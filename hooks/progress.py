@@ -6,6 +6,7 @@ prints one short line each time another ``quiet_every_percent`` of the run is do
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -74,7 +75,7 @@ class ProgressBarHook(Hook):
         metrics = info.get("metrics") or {}
         for key, label in ((_SPS_KEY, "sps"), (_RETURN_KEY, "return"), (self.val_key, self.val_key)):
             v = to_float(metrics.get(key))
-            if v is not None:
+            if v is not None and math.isfinite(v):  # NaN: no episode has ended yet (long episodes)
                 self._postfix[label] = v
         new_step = int(info.get("global_step", self.step))
         if self.bar is not None:

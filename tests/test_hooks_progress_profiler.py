@@ -83,3 +83,19 @@ def test_profiler_stops_at_training_end_when_run_is_short(tmp_path: Path) -> Non
     bus.fire("on_cycle_complete", {})
     bus.fire("on_training_end", {})
     assert hook.prof is None and (tmp_path / "profiler" / "trace_rank0_cycles0-0.json").is_file()
+
+
+def test_no_return_is_shown_before_an_episode_has_ended() -> None:
+    """Long episodes: the first cycles' mean return is NaN (no episode ended yet); the line leaves it out."""
+    out = io.StringIO()
+    hook = ProgressBarHook(stream=out, is_tty=False)
+    run = SimpleNamespace(total_steps=100, global_step=0, is_global_zero=True)
+    bus = HookBus([hook])
+    bus.fire("on_training_start", run)
+    bus.fire("on_cycle_complete", {"cycle": 1, "global_step": 50, "metrics": {"perf/sps": 1000.0,
+                                                                             "episode/return_mean": float("nan")}})
+    bus.fire("on_cycle_complete", {"cycle": 2, "global_step": 100, "metrics": {"perf/sps": 1000.0,
+                                                                              "episode/return_mean": 3.5}})
+    first, last = out.getvalue().splitlines()[0], out.getvalue().splitlines()[-1]
+    assert "return" not in first and "nan" not in first and "sps 1000" in first
+    assert "return 3.5" in last

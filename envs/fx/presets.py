@@ -20,14 +20,15 @@ from envs.fx.config import FxEnvConfig
 
 M15 = FxEnvConfig(synthetic_kind="ou", synthetic_seed=0, synthetic_n_bars=180_000, bar_seconds=900,
                   synthetic_weekend_gap_hours=4.0, train_frac=0.9, val_frac=0.05, test_frac=0.05,
-                  agg_medium=16, agg_low=96, ma_window=240, episode_bars=128,
-                  mirror_augment=True, w_variance_penalty=1.0, position_levels=(-1.0, 0.0, 1.0))
-"""15-minute bars: 4-hour and daily aggregates, a 240-bar (2.5-day) moving-average gap; a synthetic OU market
-with weekend gaps without --data."""
+                  agg_medium=16, agg_low=96, ma_window=1200, ma_window_long=2400, episode_bars=1024,
+                  mirror_augment=True, w_variance_penalty=0.25, position_levels=(-1.0, 0.0, 1.0))
+"""15-minute bars: 4-hour and daily aggregates, 1,200- and 2,400-bar (12.5- and 25-day) moving-average gaps,
+1,024-bar episodes, a variance penalty of 0.25; a synthetic OU market with weekend gaps without --data. Slow
+enough for an edge that pays over hundreds of bars (``configs/fx.py`` says why)."""
 
 H1 = dataclasses.replace(M15, synthetic_n_bars=43_000, bar_seconds=3600, train_frac=0.6, val_frac=0.2, test_frac=0.2,
                          window_high=48, window_medium=12, window_low=10, agg_medium=4, agg_low=24,
-                         vol_window=24, ma_window=60, ma_window_long=120, episode_bars=96)
+                         vol_window=24, ma_window=60, ma_window_long=120, episode_bars=96, w_variance_penalty=1.0)
 """Hourly bars: a 2-day window, 4-hour and daily aggregates, 15 days of warm-up; splits for one year of data."""
 
 RANDOMWALK = dataclasses.replace(M15, synthetic_kind="randomwalk")
