@@ -144,8 +144,13 @@ def plot_bootstrap(sharpes: np.ndarray, observed: float, ci: tuple[float, float]
     """Histogram of the resampled Sharpe ratios with the observed value and the interval."""
     plt = _pyplot()
     s = np.asarray(sharpes, dtype=np.float64)
+    s = s[np.isfinite(s)]
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    ax.hist(s, bins=60, color="tab:blue", alpha=0.7, edgecolor="white")
+    try:  # resamples that (nearly) all agree, e.g. a short test with one trade, leave no room for 60 bins
+        edges = np.histogram_bin_edges(s, bins=60) if s.size else 1
+    except ValueError:
+        edges = 1
+    ax.hist(s, bins=edges, color="tab:blue", alpha=0.7, edgecolor="white")
     ax.axvline(observed, color="black", lw=1.5, label=f"observed {observed:.2f}")
     ax.axvspan(ci[0], ci[1], color="tab:orange", alpha=0.2, label=f"95 % interval {ci[0]:.2f} .. {ci[1]:.2f}")
     ax.axvline(0.0, color="grey", lw=0.8, ls="--")
