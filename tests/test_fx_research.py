@@ -211,3 +211,21 @@ def test_bootstrap_plot_of_resamples_that_all_agree(tmp_path, sharpes: np.ndarra
 
     path = plot_bootstrap(sharpes, 37.12, (37.12, 37.12), tmp_path / "b.png")
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_a_series_shorter_than_ten_days_gets_an_interval_and_no_verdict_of_edge() -> None:
+    """955 one-minute bars with two winning trades (seen at the end of a real run): a day-long block would make
+    every resample a rotation of the series (interval [37.1, 37.1]) and PSR ~0.97 said "edge"."""
+    ppy = 252 * 1440.0  # one-minute bars
+    r = np.zeros(955)
+    r[100:160] = 2e-5 + 1e-5 * np.sin(np.arange(60))  # a winning trade
+    r[700:760] = 3e-5 + 1e-5 * np.cos(np.arange(60))  # another
+    assert stats.too_short(r.size, ppy) and stats.block_length(r.size, ppy) == 95
+    out = report.statistics(r, ppy)
+    lo, hi = out["sharpe_ci"]
+    assert lo < out["sharpe"] < hi and hi - lo > 1.0  # a real interval, not a point
+    assert out["verdict"] == "no edge" and "too short to judge" in out["verdict_line"], out["verdict_line"]
+    assert out["bootstrap"]["block_bars"] == 95
+    long_enough = np.tile(r, 20)  # 13 days
+    assert not stats.too_short(long_enough.size, ppy) and stats.block_length(long_enough.size, ppy) == 1440
+    assert "too short" not in report.statistics(long_enough, ppy)["verdict_line"]

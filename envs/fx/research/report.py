@@ -42,7 +42,10 @@ def statistics(returns: np.ndarray, periods_per_year: float, n_trials: int = 1, 
     sr, skew, kurt = stats.moments(r)
     psr = stats.probabilistic_sharpe(sr, r.size, skew, kurt)
     dsr = stats.deflated_sharpe(sr, r.size, max(1, n_trials), sr_variance, skew, kurt)
-    word, line = stats.verdict(psr, dsr, LEVEL)
+    short = None
+    if stats.too_short(r.size, periods_per_year):
+        short = f"{r.size} bars ({r.size / stats.bars_per_day(periods_per_year):.1f} trading days)"
+    word, line = stats.verdict(psr, dsr, LEVEL, short)
     return {
         "sharpe": metrics.sharpe(r, periods_per_year),
         "sharpe_ci": list(boot.sharpe_ci),

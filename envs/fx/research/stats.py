@@ -5,7 +5,12 @@
   about one trading day of bars (:func:`bars_per_day`): intraday returns are correlated
   through the day (a position held for hours, volatility clusters), days much less so.
   Percentile intervals for the annualised Sharpe ratio, the total return and the maximum
-  drawdown come from the same resamples.
+  drawdown come from the same resamples. A series shorter than :data:`MIN_BLOCKS` days is cut
+  into :data:`MIN_BLOCKS` shorter blocks instead (:func:`block_length`): with one block as long
+  as the series every resample is a rotation of it, and the interval collapses to a point.
+* :func:`verdict` says "edge" only when the deflated Sharpe ratio reaches the level AND the
+  series spans at least :data:`MIN_BLOCKS` days: a few hours with one or two trades can show
+  a PSR near 1 (their returns are mostly zeros), which is no evidence of anything.
 * :func:`probabilistic_sharpe` (Bailey & López de Prado 2012) is the probability that the
   true Sharpe ratio exceeds a benchmark, given the sample's length, skewness and kurtosis::
 
@@ -79,9 +84,23 @@ def deflated_sharpe(sr: float, n: int, n_trials: int, sr_variance: float | None 
     return probabilistic_sharpe(sr, n, skew, kurt, expected_max_sharpe(n_trials, sr_variance))
 
 
+MIN_BLOCKS = 10
+"""The fewest trading days (bootstrap blocks) a series needs for an interval and a verdict of "edge"."""
+
+
 def bars_per_day(periods_per_year: float, trading_days: float = 252.0) -> int:
     """Bars in a trading day (at least 1): the bootstrap's block length."""
     return max(1, int(round(periods_per_year / trading_days)))
+
+
+def block_length(n: int, periods_per_year: float) -> int:
+    """The bootstrap's block: a trading day of bars, or a :data:`MIN_BLOCKS`-th of a shorter series."""
+    return max(1, min(bars_per_day(periods_per_year), n // MIN_BLOCKS))
+
+
+def too_short(n: int, periods_per_year: float) -> bool:
+    """Fewer than :data:`MIN_BLOCKS` trading days of bars: too short for a verdict of "edge"."""
+    return n < MIN_BLOCKS * bars_per_day(periods_per_year)
 
 
 def block_indices(n: int, block: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,9 +142,9 @@ def _max_drawdown(r: np.ndarray) -> np.ndarray:
 def block_bootstrap(returns: np.ndarray, periods_per_year: float, block: int | None = None,
                     n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> BootstrapResult:
     """Circular block bootstrap of ``returns`` (simple per-bar returns): intervals for the annualised Sharpe
-    ratio, the total return and the maximum drawdown. ``block`` defaults to one trading day of bars."""
+    ratio, the total return and the maximum drawdown. ``block`` defaults to :func:`block_length`."""
     r = np.asarray(returns, dtype=np.float64)
-    block = block if block is not None else bars_per_day(periods_per_year)
+    block = block if block is not None else block_length(r.size, periods_per_year)
     if r.size < 2:
         zero = (0.0, 0.0)
         return BootstrapResult(zero, zero, zero, np.zeros(n_resamples), block, n_resamples, level)
@@ -153,14 +172,18 @@ def paired_sharpe_difference_ci(a: np.ndarray, b: np.ndarray, periods_per_year: 
         raise ValueError(f"paired bootstrap needs aligned series, got {a.size} and {b.size} returns")
     if a.size < 2:
         return 0.0, 0.0
-    block = block if block is not None else bars_per_day(periods_per_year)
+    block = block if block is not None else block_length(a.size, periods_per_year)
     idx = block_indices(a.size, block, n_resamples, np.random.default_rng(seed))
     diff = _annual_sharpe(a[idx], periods_per_year) - _annual_sharpe(b[idx], periods_per_year)
     return float(np.quantile(diff, (1 - level) / 2)), float(np.quantile(diff, 1 - (1 - level) / 2))
 
 
-def verdict(psr: float, dsr: float, level: float = 0.95) -> tuple[str, str]:
-    """("edge" | "no edge", a plain line): an edge when the deflated Sharpe ratio reaches ``level``."""
+def verdict(psr: float, dsr: float, level: float = 0.95, short: str | None = None) -> tuple[str, str]:
+    """("edge" | "no edge", a plain line): an edge when the deflated Sharpe ratio reaches ``level`` and the series
+    is long enough (``short``: why it is not, e.g. "2 days of bars")."""
+    if short is not None:
+        return "no edge", (f"no evidence of an edge: {short} is too short to judge (at least {MIN_BLOCKS} trading "
+                           f"days are needed); DSR {dsr:.3f}, PSR {psr:.3f}")
     if dsr >= level:
         return "edge", f"edge: DSR {dsr:.3f} >= {level:.2f} (PSR {psr:.3f})"
     return "no edge", f"no evidence of an edge at {level:.0%}: DSR {dsr:.3f}, PSR {psr:.3f}"
