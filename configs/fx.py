@@ -34,7 +34,8 @@ Why these settings (each was needed for PPO to learn anything but "stay flat"):
   market (3 folds, seed 1, the earlier 16 x 128 training shape), from Sharpe 0.55 (no edge) to 1.69
   with DSR 0.957 (edge); the previous
   settings (240-bar average, 128-bar episodes, γ 0.99, weight 1, 400k steps) found no edge there
-  (−0.26). With these, one preset gives "edge" on the 600-bar market (1.46, DSR 0.975), "edge" on
+  (−0.26). With these, one preset gives "edge" on the 600-bar market (1.46, DSR 0.975; with a second
+  seed 0.97, and 1.38 with DSR 0.915 over both: marginal), "edge" on
   the 60-bar one (7.11 beside the z-score rule's 7.76) and "no edge" for every random-walk seed;
   the README's learning checks have the intervals.
 
