@@ -109,7 +109,7 @@ def fx_h1() -> TrainConfig:
 
 def fx() -> TrainConfig:
     """The default job: with --data FILE the preset for the file's bar size (fx-h1, fx-m15); without, fx-m15 on
-    the synthetic 15-minute OU market (the planted-signal sanity check), ~3 minutes on 2 cores."""
+    the synthetic 15-minute OU market (the planted-signal sanity check), ~2.5 minutes on 2 cores."""
     return dataclasses.replace(fx_m15(), preset="fx")
 
 
