@@ -151,6 +151,9 @@ def plot_bootstrap(sharpes: np.ndarray, observed: float, ci: tuple[float, float]
     except ValueError:
         edges = 1
     ax.hist(s, bins=edges, color="tab:blue", alpha=0.7, edgecolor="white")
+    if s.size and np.ptp(s) <= 1e-9 * max(1.0, abs(float(s.mean()))):
+        ax.text(0.5, 0.5, f"all {s.size} resamples give {s.mean():.2f}: the window is too short to resample",
+                transform=ax.transAxes, ha="center", va="center", fontsize=11)
     ax.axvline(observed, color="black", lw=1.5, label=f"observed {observed:.2f}")
     ax.axvspan(ci[0], ci[1], color="tab:orange", alpha=0.2, label=f"95 % interval {ci[0]:.2f} .. {ci[1]:.2f}")
     ax.axvline(0.0, color="grey", lw=0.8, ls="--")
