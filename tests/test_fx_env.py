@@ -448,7 +448,9 @@ def test_the_differential_sharpe_is_computed_only_when_rewarded(bars: Bars) -> N
     """With its weight 0 the DSR (stateful, ~8 % of a step) is neither computed nor reported; with a weight it is,
     and the other components are the same numbers either way."""
     actions = np.random.default_rng(3).integers(0, 5, size=(60, 4))
-    off = run(FxVectorEnv(bars, CFG, num_envs=4, seed=2), actions, seed=2)
+    off_env = FxVectorEnv(bars, CFG, num_envs=4, seed=2)
+    off = run(off_env, actions, seed=2)
+    assert float(off_env.rewards.dsr_a.abs().sum() + off_env.rewards.dsr_b.abs().sum()) == 0.0  # no moments kept
     on_env = FxVectorEnv(bars, dataclasses.replace(CFG, w_differential_sharpe=0.5), num_envs=4, seed=2)
     on = run(on_env, actions, seed=2)
     assert all("reward_raw/differential_sharpe" not in rec for rec in off[1:])
