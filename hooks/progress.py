@@ -6,7 +6,6 @@ prints one short line each time another ``quiet_every_percent`` of the run is do
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, TextIO
@@ -14,7 +13,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from engine.events import Hook
-from hooks._util import to_float
+from hooks._util import is_finite, to_float
 
 _RETURN_KEY = "episode/return_mean"
 _SPS_KEY = "perf/sps"
@@ -75,7 +74,7 @@ class ProgressBarHook(Hook):
         metrics = info.get("metrics") or {}
         for key, label in ((_SPS_KEY, "sps"), (_RETURN_KEY, "return"), (self.val_key, self.val_key)):
             v = to_float(metrics.get(key))
-            if v is not None and math.isfinite(v):  # NaN: no episode has ended yet (long episodes)
+            if is_finite(v):  # NaN: no episode has ended yet (long episodes)
                 self._postfix[label] = v
         new_step = int(info.get("global_step", self.step))
         if self.bar is not None:

@@ -295,6 +295,4 @@ def run_paper(args: PaperArgs, broker: Broker | None = None) -> dict[str, Any]:
         return summary
 
 
-
-
 __all__ = ["PaperArgs", "PaperTrader", "run_paper"]

@@ -402,8 +402,6 @@ def backtest_report(policy_fn: PolicyFn, env_factory: Callable[..., Any], out_di
     return result
 
 
-
-
 def format_summary(result: Mapping[str, Any]) -> str:
     """The text report (see :func:`envs.fx.research.report.format_report`)."""
     return report.format_report(result)
