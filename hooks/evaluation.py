@@ -1,4 +1,9 @@
-"""EvaluationHook: every N cycles, run deterministic evaluation episodes and add ``val/<key>`` metrics.
+"""EvaluationHook: every N cycles and after the last one, run deterministic evaluation episodes and add
+``val/<key>`` metrics.
+
+The last cycle is evaluated too (when the run knows its ``total_steps``), so the final policy is always a
+candidate for the best checkpoint: with 391 cycles and an evaluation every 100, a quarter of the training
+would otherwise never be scored.
 
 It runs inside ``on_metrics_computed`` so the ``val/`` keys land in the same metrics dict
 that is then logged and seen by the hooks after it (early stopping, top-k checkpoints),
@@ -14,7 +19,7 @@ from hooks._util import to_float
 
 
 class EvaluationHook(Hook):
-    """Calls ``run.evaluate(num_episodes)`` every ``every_n_cycles`` cycles."""
+    """Calls ``run.evaluate(num_episodes)`` every ``every_n_cycles`` cycles and on the last cycle."""
 
     def __init__(self, every_n_cycles: int = 10, num_episodes: int = 5) -> None:
         if every_n_cycles < 1:
@@ -33,9 +38,11 @@ class EvaluationHook(Hook):
 
     def on_metrics_computed(self, metrics: dict) -> None:
         self.cycles_seen += 1
-        if self.cycles_seen % self.every_n_cycles != 0:
-            return
         run = self.run
+        total = getattr(run, "total_steps", None)
+        last = total is not None and run.global_step >= total
+        if self.cycles_seen % self.every_n_cycles != 0 and not last:
+            return
         where = {"cycle": int(run.cycle), "global_step": int(run.global_step)}
         run.fire("on_evaluation_start", dict(where))
         results = run.evaluate(self.num_episodes)

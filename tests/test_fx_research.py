@@ -229,3 +229,20 @@ def test_a_series_shorter_than_ten_days_gets_an_interval_and_no_verdict_of_edge(
     long_enough = np.tile(r, 20)  # 13 days
     assert not stats.too_short(long_enough.size, ppy) and stats.block_length(long_enough.size, ppy) == 1440
     assert "too short" not in report.statistics(long_enough, ppy)["verdict_line"]
+
+
+def test_the_baseline_line_says_so_when_the_agent_trades_exactly_like_the_best_baseline() -> None:
+    """A gated walk-forward that stayed flat everywhere had printed "the agent is higher" beside flat's 0.00."""
+    from types import SimpleNamespace
+
+    def traj(equity: np.ndarray) -> SimpleNamespace:
+        return SimpleNamespace(equity_curve=equity, position=np.zeros(equity.size - 1), costs=np.zeros(equity.size - 1))
+
+    ppy = 252 * 96.0
+    flat = traj(np.full(3001, 1e4))
+    rng = np.random.default_rng(0)
+    loser = traj(1e4 * np.cumprod(np.r_[1.0, 1 - 1e-4 + 1e-3 * rng.standard_normal(3000)]))
+    out = report.analyse(flat, {"flat": flat, "buy_and_hold": loser}, ppy)
+    assert out["best_baseline"] == "flat" and "the same as its, bar for bar" in out["versus_best_baseline_line"]
+    out = report.analyse(loser, {"flat": flat}, ppy)
+    assert "flat is higher" in out["versus_best_baseline_line"]

@@ -74,6 +74,16 @@ def test_evaluation_every_n_cycles_adds_val_keys_and_fires_events() -> None:
     assert fresh.cycles_seen == 4 and fresh.last_metrics == ev.last_metrics
 
 
+def test_the_last_cycle_is_evaluated_even_off_the_schedule() -> None:
+    ev = EvaluationHook(every_n_cycles=3)
+    run = FakeRun([ev], eval_values=[0.5, 2.0])
+    run.total_steps = 5 * 64  # 5 cycles: the schedule evaluates cycle 3, the end adds cycle 5
+    run.start()
+    seen = [run.cycle_with()[0] for _ in range(5)]
+    assert [("val/sharpe" in m) for m in seen] == [False, False, True, False, True]
+    assert seen[4]["val/sharpe"] == 2.0 and ev.last_step == 320
+
+
 def test_early_stopping_patience_min_delta_and_nan() -> None:
     hook = EarlyStoppingHook("val/sharpe", patience=2, min_delta=0.1, mode="max")
     run = FakeRun([hook])
