@@ -243,6 +243,6 @@ def test_the_baseline_line_says_so_when_the_agent_trades_exactly_like_the_best_b
     rng = np.random.default_rng(0)
     loser = traj(1e4 * np.cumprod(np.r_[1.0, 1 - 1e-4 + 1e-3 * rng.standard_normal(3000)]))
     out = report.analyse(flat, {"flat": flat, "buy_and_hold": loser}, ppy)
-    assert out["best_baseline"] == "flat" and "the same as its, bar for bar" in out["versus_best_baseline_line"]
+    assert out["best_baseline"] == "flat" and "returns are flat's, bar for bar" in out["versus_best_baseline_line"]
     out = report.analyse(loser, {"flat": flat}, ppy)
     assert "flat is higher" in out["versus_best_baseline_line"]

@@ -84,7 +84,7 @@ def analyse(agent: Any, baselines: Mapping[str, Any], periods_per_year: float, n
         out["sharpe_minus_best_baseline_ci"] = list(diff)
         out["beats_best_baseline"] = bool(diff[0] > 0)
         if np.array_equal(a_ret[:n], b_rets[best][:n]):
-            how = "the agent's returns are the same as its, bar for bar"
+            how = f"the agent's returns are {best}'s, bar for bar"
         elif out["beats_best_baseline"]:
             how = "the agent beats it beyond the 95 % interval"
         elif out["sharpe"] >= candidates[best]["sharpe"]:
